@@ -1,0 +1,60 @@
+import { z } from "zod";
+
+// Runtime configuration from the environment. Probot reads its own variables
+// (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET, GHE_HOST…); these are Kumo's.
+const EnvSchema = z.object({
+  GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
+  CLOUD_RUN_REGION: z.string().min(1).optional(),
+  CLOUD_RUN_API_ENDPOINT: z
+    .url({ protocol: /^https?$/, error: "must be an http(s)://host:port URL" })
+    .optional(),
+  FIRESTORE_DATABASE_ID: z.string().min(1).optional(),
+  KUMO_RUNNER_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,19}$/, "must be 1-20 lowercase letters, digits or dashes")
+    .default("kumo"),
+  KUMO_SETTINGS_TTL_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  KUMO_LAUNCH_LEASE_SECONDS: z.coerce.number().int().min(15).max(3600).default(60),
+  KUMO_JIT_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(180),
+  KUMO_JIT_MAX_WAIT_MS: z.coerce.number().int().min(0).max(8_000).default(3_000),
+});
+
+export interface KumoConfig {
+  /** Google Cloud project of the runner jobs, for short job names in settings. */
+  project?: string;
+  /** Region of the runner jobs, for short job names in settings. */
+  region?: string;
+  /** http(s)://host:port of a Cloud Run REST stand-in (tests, emulators). */
+  cloudRunApiEndpoint?: string;
+  firestoreDatabaseId?: string;
+  /** Every runner Kumo registers is named `<prefix>-<job id>-…`. */
+  runnerPrefix: string;
+  settingsTtlMs: number;
+  /** How long a claim protects a launch in progress before it may be taken over. */
+  launchLeaseMs: number;
+  /** GitHub's secondary limit allows about 180 JIT configs per minute per app. */
+  jitPerMinute: number;
+  /** Longest a webhook waits for JIT budget before leaving the job to reconcile. */
+  jitMaxWaitMs: number;
+}
+
+export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = EnvSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`Invalid Kumo environment: ${problems}`);
+  }
+  const e = parsed.data;
+  return {
+    project: e.GOOGLE_CLOUD_PROJECT,
+    region: e.CLOUD_RUN_REGION,
+    cloudRunApiEndpoint: e.CLOUD_RUN_API_ENDPOINT,
+    firestoreDatabaseId: e.FIRESTORE_DATABASE_ID,
+    runnerPrefix: e.KUMO_RUNNER_PREFIX,
+    settingsTtlMs: e.KUMO_SETTINGS_TTL_SECONDS * 1000,
+    launchLeaseMs: e.KUMO_LAUNCH_LEASE_SECONDS * 1000,
+    jitPerMinute: e.KUMO_JIT_PER_MINUTE,
+    jitMaxWaitMs: e.KUMO_JIT_MAX_WAIT_MS,
+  };
+}

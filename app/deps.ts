@@ -1,0 +1,32 @@
+import type { KumoConfig } from "./config.js";
+import { JitPacer } from "./github/jit-pacer.js";
+import { RunnerGroupResolver } from "./github/runner-groups.js";
+import { CloudRunLauncher } from "./launcher/cloud-run-launcher.js";
+import type { Launcher } from "./launcher/launcher.js";
+import { SettingsLoader } from "./settings/load.js";
+import { FirestoreJobStore } from "./store/firestore-job-store.js";
+import type { JobStore } from "./store/job-store.js";
+
+/** Everything a handler does I/O with; tests pass their own. */
+export interface KumoDeps {
+  config: KumoConfig;
+  store: JobStore;
+  launcher: Launcher;
+  settings: SettingsLoader;
+  groups: RunnerGroupResolver;
+  pacer: JitPacer;
+}
+
+export function createDeps(config: KumoConfig, overrides: Partial<KumoDeps> = {}): KumoDeps {
+  return {
+    config,
+    store:
+      overrides.store ??
+      FirestoreJobStore.fromEnv({ projectId: config.project, databaseId: config.firestoreDatabaseId, leaseMs: config.launchLeaseMs }),
+    launcher: overrides.launcher ?? CloudRunLauncher.fromEndpoint(config.cloudRunApiEndpoint),
+    settings: overrides.settings ?? new SettingsLoader(config.settingsTtlMs),
+    // Group visibility changes rarely and a wrong cache only delays, never misroutes: 5 minutes at least.
+    groups: overrides.groups ?? new RunnerGroupResolver(Math.max(config.settingsTtlMs, 300_000)),
+    pacer: overrides.pacer ?? new JitPacer(config.jitPerMinute, config.jitMaxWaitMs),
+  };
+}

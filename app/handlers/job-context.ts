@@ -1,0 +1,50 @@
+import type { Context, Logger } from "probot";
+import type { KumoDeps } from "../deps.js";
+import { matchRunnerSpec } from "../labels.js";
+import type { RunnerSpec } from "../settings/schema.js";
+
+export type WorkflowJobContext = Context<"workflow_job">;
+
+/** The organization a job belongs to; undefined for a user account (Kumo serves organizations only). */
+export function organizationOf(payload: WorkflowJobContext["payload"]): string | undefined {
+  if (payload.organization?.login) return payload.organization.login;
+  const owner = payload.repository.owner;
+  return owner.type === "Organization" ? owner.login : undefined;
+}
+
+export function jobLogger(context: WorkflowJobContext): Logger {
+  const { workflow_job: job, repository } = context.payload;
+  return context.log.child({ jobId: job.id, runId: job.run_id, repo: repository.full_name, deliveryId: context.id });
+}
+
+/**
+ * The runner spec serving this job, or undefined with the reason logged.
+ * Reads the org's settings (cached), so it is cheap per job.
+ */
+export async function specForJob(
+  deps: Pick<KumoDeps, "settings">,
+  context: WorkflowJobContext,
+  log: Logger,
+): Promise<{ org: string; installationId: number; spec: RunnerSpec } | undefined> {
+  const { workflow_job: job, repository, installation } = context.payload;
+  if (!installation) {
+    log.warn("webhook without installation: is this an app webhook?");
+    return undefined;
+  }
+  const org = organizationOf(context.payload);
+  if (!org) {
+    log.info({ owner: repository.owner.login }, "Kumo serves organizations only; ignoring a job of a user account");
+    return undefined;
+  }
+  const settings = await deps.settings.get(context.octokit, installation.id, org);
+  if (!settings.ok) {
+    log.error({ org, errors: settings.errors }, `invalid ${org}/.github/.github/kumo.yml: no runner started until it is fixed`);
+    return undefined;
+  }
+  const spec = matchRunnerSpec(settings.settings, repository.name, job.labels);
+  if (!spec) {
+    log.debug({ labels: job.labels }, "no runner spec serves these labels");
+    return undefined;
+  }
+  return { org, installationId: installation.id, spec };
+}

@@ -1,0 +1,34 @@
+import type { Context } from "probot";
+import type { KumoDeps } from "../deps.js";
+import { jobLogger, specForJob } from "./job-context.js";
+
+/**
+ * GitHub's in_progress and completed: keep the record's lifecycle and
+ * timestamps. Recorded even when queued never arrived, so a late queued
+ * delivery can never start a runner for a job already running or done.
+ */
+export function workflowJobProgress(deps: KumoDeps) {
+  return async (context: Context<"workflow_job.in_progress" | "workflow_job.completed">): Promise<void> => {
+    const log = jobLogger(context);
+    // Only jobs Kumo serves get a record: GitHub-hosted jobs send these events too.
+    const match = await specForJob(deps, context, log);
+    if (!match) return;
+    const { workflow_job: job, repository } = context.payload;
+    const record = await deps.store.recordProgress({
+      jobId: job.id,
+      status: context.payload.action,
+      installationId: match.installationId,
+      org: match.org,
+      repo: repository.full_name,
+      runId: job.run_id,
+      runAttempt: job.run_attempt,
+      labels: job.labels,
+      ...(job.runner_id ? { runnerId: job.runner_id } : {}),
+      ...(job.runner_name ? { runnerName: job.runner_name } : {}),
+      ...(job.started_at ? { startedAt: new Date(job.started_at) } : {}),
+      ...(job.completed_at ? { completedAt: new Date(job.completed_at) } : {}),
+      ...(job.conclusion ? { conclusion: job.conclusion } : {}),
+    });
+    log.info({ state: record.state, runnerName: job.runner_name, conclusion: job.conclusion }, `job ${context.payload.action}`);
+  };
+}

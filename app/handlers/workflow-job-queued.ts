@@ -1,0 +1,57 @@
+import type { Context } from "probot";
+import type { KumoDeps } from "../deps.js";
+import { LaunchError } from "../errors.js";
+import { launchRunner } from "../launch/launch-runner.js";
+import { jobResourceName } from "../launcher/launcher.js";
+import { jobLogger, specForJob } from "./job-context.js";
+
+/**
+ * The fast path: match → claim in the store → JIT config → one Cloud Run
+ * execution. Duplicate and late deliveries stop at the claim.
+ */
+export function workflowJobQueued(deps: KumoDeps) {
+  return async (context: Context<"workflow_job.queued">): Promise<void> => {
+    const log = jobLogger(context);
+    const match = await specForJob(deps, context, log);
+    if (!match) return;
+    const { org, installationId, spec } = match;
+    const { workflow_job: job, repository } = context.payload;
+
+    const groupId = await deps.groups.resolve(context.octokit, org, repository.name, spec.group);
+    if (groupId === undefined) {
+      log.warn({ group: spec.group }, `runner group "${spec.group}" does not exist or is not available to ${repository.full_name}: no runner started`);
+      return;
+    }
+    let jobResource: string;
+    try {
+      jobResource = jobResourceName(spec.job, deps.config);
+    } catch (error) {
+      log.error({ err: (error as Error).message }, "cannot name the Cloud Run job: no runner started");
+      return;
+    }
+
+    const claim = await deps.store.claim({
+      jobId: job.id,
+      runId: job.run_id,
+      runAttempt: job.run_attempt,
+      installationId,
+      org,
+      repo: repository.full_name,
+      labels: job.labels,
+      target: { labels: spec.labels, group: spec.group, groupId, job: jobResource, ...(spec.maxRunners ? { maxRunners: spec.maxRunners } : {}) },
+      deliveryId: context.id,
+      createdAt: new Date(job.created_at),
+    });
+    if (!claim.claimed) {
+      log.info({ state: claim.record.state, attempts: claim.record.attempts }, "job already handled: duplicate or late delivery");
+      return;
+    }
+
+    const { record } = claim;
+    const outcome = await launchRunner(deps, context.octokit, log, { ...record, target: record.target! });
+    // A launch failure answers 5xx so the delivery shows as failed; pacing is not a failure.
+    if (!outcome.launched && !outcome.paced) {
+      throw new LaunchError(`job ${job.id}: ${outcome.reason}`, outcome.state === "pending");
+    }
+  };
+}

@@ -1,0 +1,20 @@
+import type { ApplicationFunction, ApplicationFunctionOptions, Probot } from "probot";
+import { readConfig } from "./config.js";
+import { createDeps, type KumoDeps } from "./deps.js";
+import { settingsPush } from "./handlers/settings-push.js";
+import { workflowJobProgress } from "./handlers/workflow-job-progress.js";
+import { workflowJobQueued } from "./handlers/workflow-job-queued.js";
+
+/** Wires events to handlers; everything else lives in the modules they call. */
+export function kumo(deps: KumoDeps): ApplicationFunction {
+  return (app: Probot) => {
+    app.on("workflow_job.queued", workflowJobQueued(deps));
+    app.on(["workflow_job.in_progress", "workflow_job.completed"], workflowJobProgress(deps));
+    app.on("push", settingsPush(deps));
+  };
+}
+
+/** The app as `probot run` and the entry points load it: dependencies from the environment. */
+export default function app(probot: Probot, options: ApplicationFunctionOptions): void {
+  void kumo(createDeps(readConfig()))(probot, options);
+}

@@ -1,0 +1,176 @@
+import { FieldValue, Firestore, Timestamp, type DocumentData, type DocumentSnapshot } from "@google-cloud/firestore";
+import {
+  LAUNCHABLE_STATES,
+  type ClaimResult,
+  type JobProgress,
+  type JobRecord,
+  type JobStore,
+  type LaunchedRunner,
+  type NewJob,
+  type NotLaunched,
+} from "./job-store.js";
+
+export const JOBS_COLLECTION = "kumo-jobs";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** GitHub fails a job queued for 24 h; a record nobody completed is useless well before this. */
+const OPEN_RECORD_TTL_MS = 30 * DAY_MS;
+/** Kept after completion for queue-time reports and late duplicate deliveries. */
+const DONE_RECORD_TTL_MS = 7 * DAY_MS;
+const ALREADY_EXISTS = 6;
+
+const ORDER = { claimed: 0, waiting: 0, pending: 0, failed: 0, launched: 1, running: 2, completed: 3 } as const;
+
+export class FirestoreJobStore implements JobStore {
+  private readonly jobs;
+
+  constructor(
+    readonly db: Firestore,
+    private readonly leaseMs: number,
+  ) {
+    this.jobs = db.collection(JOBS_COLLECTION);
+  }
+
+  static fromEnv(options: { projectId?: string; databaseId?: string; leaseMs: number }): FirestoreJobStore {
+    const db = new Firestore({ projectId: options.projectId, databaseId: options.databaseId, ignoreUndefinedProperties: true });
+    return new FirestoreJobStore(db, options.leaseMs);
+  }
+
+  async claim(job: NewJob, now = new Date()): Promise<ClaimResult> {
+    const ref = this.jobs.doc(String(job.jobId));
+    const fresh: JobRecord = {
+      ...job,
+      state: "claimed",
+      attempts: 1,
+      receivedAt: now,
+      updatedAt: now,
+      claimedAt: now,
+      leaseUntil: new Date(now.getTime() + this.leaseMs),
+      expireAt: new Date(now.getTime() + OPEN_RECORD_TTL_MS),
+    };
+    // create() is atomic: of N concurrent deliveries exactly one succeeds, with no transaction contention.
+    try {
+      await ref.create(fresh);
+      return { claimed: true, record: fresh };
+    } catch (error) {
+      if ((error as { code?: number }).code !== ALREADY_EXISTS) throw error;
+    }
+    const existing = toRecord(await ref.get());
+    if (!existing || !isLaunchable(existing, now)) return { claimed: false, record: existing ?? fresh };
+    return this.db.runTransaction(async (tx) => {
+      const current = toRecord(await tx.get(ref));
+      if (!current || !isLaunchable(current, now)) return { claimed: false, record: current ?? fresh };
+      const next: JobRecord = {
+        ...current,
+        target: current.target ?? job.target,
+        deliveryId: job.deliveryId ?? current.deliveryId,
+        state: "claimed",
+        attempts: current.attempts + 1,
+        claimedAt: now,
+        leaseUntil: new Date(now.getTime() + this.leaseMs),
+        updatedAt: now,
+      };
+      tx.set(ref, next);
+      return { claimed: true, record: next };
+    });
+  }
+
+  async markLaunched(jobId: number, attempt: number, runner: LaunchedRunner, now = new Date()): Promise<void> {
+    await this.updateClaim(jobId, attempt, now, (current) => ({
+      ...runner,
+      launchedAt: now,
+      lastError: null,
+      // GitHub's in_progress may already have arrived: never move the job backwards.
+      ...(ORDER[current.state] < ORDER.launched ? { state: "launched", leaseUntil: null } : {}),
+    }));
+  }
+
+  async markNotLaunched(jobId: number, attempt: number, outcome: NotLaunched, now = new Date()): Promise<void> {
+    await this.updateClaim(jobId, attempt, now, (current) =>
+      ORDER[current.state] > ORDER.claimed
+        ? { lastError: outcome.reason }
+        : {
+            state: outcome.state,
+            lastError: outcome.reason,
+            leaseUntil: outcome.retryAfterMs ? new Date(now.getTime() + outcome.retryAfterMs) : null,
+          },
+    );
+  }
+
+  async recordProgress(progress: JobProgress, now = new Date()): Promise<JobRecord> {
+    const ref = this.jobs.doc(String(progress.jobId));
+    const state = progress.status === "completed" ? "completed" : "running";
+    return this.db.runTransaction(async (tx) => {
+      const current = toRecord(await tx.get(ref));
+      const facts = {
+        ...(progress.runnerName ? { assignedRunnerName: progress.runnerName } : {}),
+        ...(progress.runnerId ? { assignedRunnerId: progress.runnerId } : {}),
+        ...(progress.startedAt ? { startedAt: progress.startedAt } : {}),
+        ...(progress.completedAt ? { completedAt: progress.completedAt } : {}),
+        ...(progress.conclusion ? { conclusion: progress.conclusion } : {}),
+        ...(state === "completed" ? { expireAt: new Date(now.getTime() + DONE_RECORD_TTL_MS) } : {}),
+      };
+      const next: JobRecord = current
+        ? { ...current, ...facts, ...(ORDER[current.state] < ORDER[state] ? { state, leaseUntil: undefined } : {}), updatedAt: now }
+        : {
+            // Out of order: this arrived before queued. The record stops a late queued from launching.
+            jobId: progress.jobId,
+            runId: progress.runId,
+            runAttempt: progress.runAttempt,
+            installationId: progress.installationId,
+            org: progress.org,
+            repo: progress.repo,
+            labels: progress.labels,
+            state,
+            attempts: 0,
+            receivedAt: now,
+            updatedAt: now,
+            expireAt: new Date(now.getTime() + (state === "completed" ? DONE_RECORD_TTL_MS : OPEN_RECORD_TTL_MS)),
+            ...facts,
+          };
+      tx.set(ref, next);
+      return next;
+    });
+  }
+
+  async get(jobId: number): Promise<JobRecord | undefined> {
+    return toRecord(await this.jobs.doc(String(jobId)).get());
+  }
+
+  /** Applies `change` if claim `attempt` is still the record's latest; a later claim owns the record otherwise. */
+  private async updateClaim(
+    jobId: number,
+    attempt: number,
+    now: Date,
+    change: (current: JobRecord) => Record<string, unknown>,
+  ): Promise<void> {
+    const ref = this.jobs.doc(String(jobId));
+    await this.db.runTransaction(async (tx) => {
+      const current = toRecord(await tx.get(ref));
+      if (!current) throw new Error(`job ${jobId} has no record`);
+      if (current.attempts !== attempt) return;
+      const fields = change(current);
+      // null deletes a field.
+      const update = Object.fromEntries(
+        Object.entries({ ...fields, updatedAt: now }).map(([k, v]) => [k, v === null ? FieldValue.delete() : v]),
+      );
+      tx.update(ref, update);
+    });
+  }
+}
+
+export function isLaunchable(record: JobRecord, now: Date): boolean {
+  return LAUNCHABLE_STATES.includes(record.state) && (!record.leaseUntil || record.leaseUntil.getTime() <= now.getTime());
+}
+
+/** Firestore gives Timestamps back; the rest of Kumo speaks Date. */
+export function toRecord(snapshot: DocumentSnapshot): JobRecord | undefined {
+  const data = snapshot.data();
+  return data ? (convertTimestamps(data) as JobRecord) : undefined;
+}
+
+function convertTimestamps(data: DocumentData): DocumentData {
+  return Object.fromEntries(
+    Object.entries(data).map(([k, v]) => [k, v instanceof Timestamp ? v.toDate() : v]),
+  );
+}

@@ -1,0 +1,109 @@
+// What Kumo remembers of each workflow job: one record per job id, the single
+// source of truth that makes duplicate and out-of-order webhooks harmless.
+
+/**
+ * claimed   a launch is under way, protected by a lease (a crash leaves it to be re-claimed)
+ * launched  a JIT runner exists and its Cloud Run execution was started
+ * waiting   the spec's maxRunners was reached; launched when capacity frees
+ * pending   the launch failed for a reason that may pass (rate limit, 5xx); reconcile retries
+ * failed    the launch failed for a reason a person must fix (settings, permissions)
+ * running   GitHub reports the job in progress
+ * completed GitHub reports the job completed (any conclusion, cancelled included)
+ */
+export type JobState = "claimed" | "launched" | "waiting" | "pending" | "failed" | "running" | "completed";
+
+/** States from which a new launch may start once the lease (if any) has expired. */
+export const LAUNCHABLE_STATES: readonly JobState[] = ["claimed", "pending", "waiting"];
+
+/** Where a job's runner goes: resolved from the settings when the job was first seen. */
+export interface RunnerTarget {
+  labels: string[];
+  group: string;
+  groupId: number;
+  /** Full Cloud Run job resource name. */
+  job: string;
+  maxRunners?: number;
+}
+
+export interface NewJob {
+  jobId: number;
+  runId: number;
+  runAttempt: number;
+  installationId: number;
+  org: string;
+  /** owner/name */
+  repo: string;
+  labels: string[];
+  target: RunnerTarget;
+  deliveryId?: string;
+  /** GitHub's created_at of the job. */
+  createdAt?: Date;
+}
+
+export interface JobRecord extends Omit<NewJob, "target"> {
+  /** Absent when GitHub's in_progress/completed arrived before queued. */
+  target?: RunnerTarget;
+  state: JobState;
+  /** Launch attempts so far (each claim is one). */
+  attempts: number;
+  receivedAt: Date;
+  updatedAt: Date;
+  claimedAt?: Date;
+  leaseUntil?: Date;
+  launchedAt?: Date;
+  startedAt?: Date;
+  completedAt?: Date;
+  /** Firestore TTL field: the record is deleted after this. */
+  expireAt: Date;
+  runnerId?: number;
+  runnerName?: string;
+  execution?: string;
+  lastError?: string;
+  conclusion?: string;
+  /** The runner GitHub gave the job to (any runner with matching labels may take it). */
+  assignedRunnerName?: string;
+  assignedRunnerId?: number;
+}
+
+export type ClaimResult = { claimed: true; record: JobRecord } | { claimed: false; record: JobRecord };
+
+export interface LaunchedRunner {
+  runnerId: number;
+  runnerName: string;
+  execution: string;
+}
+
+export interface NotLaunched {
+  state: "pending" | "failed" | "waiting";
+  reason: string;
+  /** Nobody retries before this (a rate limit's retry-after). */
+  retryAfterMs?: number;
+}
+
+export interface JobProgress {
+  jobId: number;
+  status: "in_progress" | "completed";
+  installationId: number;
+  org: string;
+  repo: string;
+  runId: number;
+  runAttempt: number;
+  labels: string[];
+  runnerId?: number;
+  runnerName?: string;
+  startedAt?: Date;
+  completedAt?: Date;
+  conclusion?: string;
+}
+
+export interface JobStore {
+  /** Creates the record, or re-claims a launchable one whose lease expired; else reports the existing record. */
+  claim(job: NewJob, now?: Date): Promise<ClaimResult>;
+  /** Records the runner and execution of the launch made under claim `attempt`. */
+  markLaunched(jobId: number, attempt: number, runner: LaunchedRunner, now?: Date): Promise<void>;
+  /** Records why the launch made under claim `attempt` did not happen, and releases the claim. */
+  markNotLaunched(jobId: number, attempt: number, outcome: NotLaunched, now?: Date): Promise<void>;
+  /** Applies GitHub's in_progress/completed; never moves a job backwards. Returns the record after the change. */
+  recordProgress(progress: JobProgress, now?: Date): Promise<JobRecord>;
+  get(jobId: number): Promise<JobRecord | undefined>;
+}

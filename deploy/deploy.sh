@@ -1,0 +1,380 @@
+#!/usr/bin/env bash
+# Deploys Kumo into one Google Cloud project: APIs, Firestore, Artifact Registry, images built
+# with Cloud Build, service accounts and their narrow roles, secrets, the runner Cloud Run jobs,
+# the app's Cloud Run service, the kumo-reconcile job and the scheduler that runs it each minute.
+#
+# Idempotent: each step looks the resource up before creating it, and updates what exists, so
+# run it again after any change. It prints every command that changes something.
+#
+#   PROJECT_ID=my-project deploy/deploy.sh          # reads APP_ID etc. from ./.env if present
+#   DRY_RUN=1 PROJECT_ID=my-project deploy/deploy.sh  # only print the commands
+#
+# Every setting below can be overridden from the environment; deploy/README.md describes them.
+# Written for bash 3.2 too (macOS), hence no bash 4 features.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+PROJECT_ID="${PROJECT_ID:-}"
+REGION="${REGION:-us-central1}"
+FIRESTORE_LOCATION="${FIRESTORE_LOCATION:-$REGION}"
+AR_REPO="${AR_REPO:-kumo}"
+SERVICE_NAME="${SERVICE_NAME:-kumo}"
+RECONCILE_JOB="${RECONCILE_JOB:-kumo-reconcile}"
+RECONCILE_TIMEOUT="${RECONCILE_TIMEOUT:-300s}"
+SCHEDULER_JOB="${SCHEDULER_JOB:-kumo-reconcile-every-minute}"
+SCHEDULER_LOCATION="${SCHEDULER_LOCATION:-$REGION}"
+RECONCILE_SCHEDULE="${RECONCILE_SCHEDULE:-* * * * *}"
+RUNNER_SA_NAME="${RUNNER_SA_NAME:-kumo-runner}"
+APP_SA_NAME="${APP_SA_NAME:-kumo-app}"
+SCHEDULER_SA_NAME="${SCHEDULER_SA_NAME:-kumo-scheduler}"
+PRIVATE_KEY_SECRET="${PRIVATE_KEY_SECRET:-kumo-private-key}"
+WEBHOOK_SECRET_NAME="${WEBHOOK_SECRET_NAME:-kumo-webhook-secret}"
+SMALL_CPU="${SMALL_CPU:-2}"
+SMALL_MEMORY="${SMALL_MEMORY:-4Gi}"
+LARGE_CPU="${LARGE_CPU:-4}"
+LARGE_MEMORY="${LARGE_MEMORY:-16Gi}"
+# Runner jobs to apply, as FILE:CPU:MEMORY separated by spaces. Add your own job files here.
+RUNNER_JOBS="${RUNNER_JOBS:-runner/job.yaml:$SMALL_CPU:$SMALL_MEMORY runner/job-large.yaml:$LARGE_CPU:$LARGE_MEMORY}"
+LOG_LEVEL="${LOG_LEVEL:-info}"
+DOTENV_FILE="${DOTENV_FILE:-.env}"
+DRY_RUN="${DRY_RUN:-0}"
+# A named database is passed to the app as FIRESTORE_DATABASE_ID.
+FIRESTORE_DATABASE="${FIRESTORE_DATABASE:-(default)}"
+# Kumo's collection and the field its documents expire by (app/store): fixed, not settings.
+JOBS_COLLECTION='kumo-jobs'
+TTL_FIELD='expireAt'
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+log() { printf '\n==> %s\n' "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# run CMD...: print a command that changes something, then run it (DRY_RUN=1: only print it).
+run() {
+  printf '+ %s\n' "$(printf '%q ' "$@")" >&2
+  if [[ $DRY_RUN == 1 ]]; then return 0; fi
+  "$@"
+}
+
+# gc ARGS...: a changing gcloud command in this project, without prompts.
+gc() { run gcloud --project="$PROJECT_ID" --quiet "$@"; }
+
+# have ARGS...: a silent gcloud look-up; true when the resource exists. DRY_RUN=1: never.
+have() {
+  if [[ $DRY_RUN == 1 ]]; then return 1; fi
+  gcloud --project="$PROJECT_ID" --quiet "$@" >/dev/null 2>&1
+}
+
+# value ARGS...: a gcloud look-up's output, empty when it fails or DRY_RUN=1.
+value() {
+  if [[ $DRY_RUN == 1 ]]; then return 0; fi
+  gcloud --project="$PROJECT_ID" --quiet "$@" 2>/dev/null || true
+}
+
+# retry CMD...: IAM changes right after creating a service account can fail until it has
+# propagated; try a few times before giving up.
+retry() {
+  local attempt=1
+  until "$@"; do
+    if ((attempt >= 5)); then return 1; fi
+    note "not yet, retrying in $((attempt * 5))s"
+    sleep $((attempt * 5))
+    attempt=$((attempt + 1))
+  done
+}
+
+# dotenv_get KEY: the value of KEY in DOTENV_FILE (what Probot's setup wrote), quotes removed.
+dotenv_get() {
+  local line
+  [[ -f $DOTENV_FILE ]] || return 0
+  line=$(grep -E "^$1=" "$DOTENV_FILE" | tail -n 1) || return 0
+  line=${line#*=}
+  line=${line%$'\r'}
+  case $line in
+  \"*\") line=${line#\"} && line=${line%\"} ;;
+  \'*\') line=${line#\'} && line=${line%\'} ;;
+  esac
+  printf '%s' "$line"
+}
+
+# ensure_sa NAME DESCRIPTION: create the service account unless it exists.
+ensure_sa() {
+  local email="$1@$PROJECT_ID.iam.gserviceaccount.com"
+  if have iam service-accounts describe "$email"; then
+    note "service account $email exists"
+  else
+    gc iam service-accounts create "$1" --display-name="$2"
+  fi
+}
+
+# ensure_secret NAME FILE: create the secret unless it exists; add FILE's content as a new
+# version when it differs from the latest one. Without FILE the latest version must exist.
+ensure_secret() {
+  local name="$1" file="$2"
+  if have secrets describe "$name"; then
+    note "secret $name exists"
+  else
+    gc secrets create "$name" --replication-policy=automatic
+  fi
+  if [[ -n $file ]]; then
+    if [[ $DRY_RUN != 1 ]] && cmp -s "$file" <(value secrets versions access latest --secret="$name"); then
+      note "secret $name: value unchanged, no new version"
+    else
+      gc secrets versions add "$name" --data-file="$file"
+    fi
+  elif [[ $DRY_RUN != 1 ]] && ! have secrets versions describe latest --secret="$name"; then
+    die "secret $name has no value: give it (see deploy/README.md)"
+  else
+    note "secret $name: no new value given, keeping the latest version"
+  fi
+}
+
+# render FILE CPU MEMORY OUT: fill a runner job file's placeholders.
+render() {
+  local file="$1" out="$4" cpu image sa memory
+  escape() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
+  image=$(escape "$RUNNER_IMAGE")
+  sa=$(escape "$RUNNER_SA")
+  cpu=$(escape "$2")
+  memory=$(escape "$3")
+  sed -e "s|\\\$[{]RUNNER_IMAGE[}]|$image|g" \
+    -e "s|\\\$[{]RUNNER_SA[}]|$sa|g" \
+    -e "s|\\\$[{]CPU[}]|$cpu|g" \
+    -e "s|\\\$[{]MEMORY[}]|$memory|g" \
+    "$file" >"$out"
+  if grep -Eq '\$\{[A-Z_]+\}' "$out"; then
+    die "$file has a placeholder deploy.sh does not fill: $(grep -Eo '\$\{[A-Z_]+\}' "$out" | head -n 1)"
+  fi
+}
+
+# job_name FILE: metadata.name of a job YAML file.
+job_name() { awk '/^metadata:/ { m = 1; next } m && /^  name:/ { print $2; exit }' "$1"; }
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+[[ -n $PROJECT_ID ]] || die "PROJECT_ID is required, e.g. PROJECT_ID=my-project deploy/deploy.sh"
+command -v gcloud >/dev/null || die "gcloud is required (https://cloud.google.com/sdk/docs/install)"
+
+APP_ID="${APP_ID:-$(dotenv_get APP_ID)}"
+WEBHOOK_SECRET="${WEBHOOK_SECRET:-$(dotenv_get WEBHOOK_SECRET)}"
+PRIVATE_KEY_FILE="${PRIVATE_KEY_FILE:-}"
+PRIVATE_KEY="${PRIVATE_KEY:-}"
+if [[ -z $PRIVATE_KEY_FILE && -z $PRIVATE_KEY ]]; then PRIVATE_KEY="$(dotenv_get PRIVATE_KEY)"; fi
+[[ -n $APP_ID ]] || die "APP_ID is required (the GitHub App's id; Probot's setup writes it to .env)"
+[[ -z $PRIVATE_KEY_FILE || -f $PRIVATE_KEY_FILE ]] || die "PRIVATE_KEY_FILE $PRIVATE_KEY_FILE does not exist"
+
+WORK_DIR="$(mktemp -d)"
+trap 'rm -rf "$WORK_DIR"' EXIT
+umask 077
+
+# The secrets go to Secret Manager from files, never on a command line.
+if [[ -z $PRIVATE_KEY_FILE && -n $PRIVATE_KEY ]]; then
+  # .env holds the PEM on one line with literal \n; store it as the PEM file it stands for.
+  PRIVATE_KEY_FILE="$WORK_DIR/private-key.pem"
+  printf '%b\n' "$PRIVATE_KEY" | awk 'NF' >"$PRIVATE_KEY_FILE"
+fi
+WEBHOOK_SECRET_FILE=""
+if [[ -n $WEBHOOK_SECRET ]]; then
+  WEBHOOK_SECRET_FILE="$WORK_DIR/webhook-secret"
+  printf '%s' "$WEBHOOK_SECRET" >"$WEBHOOK_SECRET_FILE"
+fi
+
+if [[ -z ${IMAGE_TAG:-} ]]; then
+  # The commit when the tree is clean (read-only git look-ups), else the time: never reuse a tag
+  # for different content.
+  if git rev-parse --verify -q HEAD >/dev/null 2>&1 && git diff-index --quiet HEAD -- 2>/dev/null; then
+    IMAGE_TAG="$(git rev-parse --short=12 HEAD)"
+  else
+    IMAGE_TAG="$(date -u +%Y%m%d-%H%M%S)"
+  fi
+fi
+REGISTRY="$REGION-docker.pkg.dev/$PROJECT_ID/$AR_REPO"
+# Set APP_IMAGE or RUNNER_IMAGE to deploy an image that exists instead of building one.
+BUILD_APP=1
+BUILD_RUNNER=1
+if [[ -n ${APP_IMAGE:-} ]]; then BUILD_APP=0; else APP_IMAGE="$REGISTRY/kumo:$IMAGE_TAG"; fi
+if [[ -n ${RUNNER_IMAGE:-} ]]; then BUILD_RUNNER=0; else RUNNER_IMAGE="$REGISTRY/gha-runner:$IMAGE_TAG"; fi
+
+RUNNER_SA="$RUNNER_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
+APP_SA="$APP_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
+SCHEDULER_SA="$SCHEDULER_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
+
+mode=""
+if [[ $DRY_RUN == 1 ]]; then mode=" (dry run: printing the commands only)"; fi
+log "Deploying Kumo to project $PROJECT_ID, region $REGION$mode"
+note "app image:    $APP_IMAGE"
+note "runner image: $RUNNER_IMAGE"
+note "runner jobs:  $RUNNER_JOBS"
+
+# ---------------------------------------------------------------------------------------------
+# 1. APIs (iam: to create the service accounts)
+# ---------------------------------------------------------------------------------------------
+log "Enabling APIs"
+gc services enable run.googleapis.com firestore.googleapis.com artifactregistry.googleapis.com \
+  cloudbuild.googleapis.com secretmanager.googleapis.com cloudscheduler.googleapis.com \
+  iam.googleapis.com
+
+# ---------------------------------------------------------------------------------------------
+# 2. Firestore (native mode) and the TTL that deletes old job documents
+# ---------------------------------------------------------------------------------------------
+log "Firestore database $FIRESTORE_DATABASE in $FIRESTORE_LOCATION"
+if have firestore databases describe --database="$FIRESTORE_DATABASE"; then
+  note "database exists"
+else
+  gc firestore databases create --database="$FIRESTORE_DATABASE" \
+    --location="$FIRESTORE_LOCATION" --type=firestore-native
+fi
+
+log "Firestore TTL on $JOBS_COLLECTION.$TTL_FIELD"
+ttl_state="$(value firestore fields ttls list --database="$FIRESTORE_DATABASE" \
+  --collection-group="$JOBS_COLLECTION" --format='value(name,ttlConfig.state)' |
+  awk -v f="/fields/$TTL_FIELD" 'index($1, f) { print $2 }')"
+if [[ $ttl_state == ACTIVE || $ttl_state == CREATING ]]; then
+  note "TTL policy is $ttl_state"
+else
+  # --async: building a TTL policy takes minutes; nothing below waits for it.
+  gc firestore fields ttls update "$TTL_FIELD" --database="$FIRESTORE_DATABASE" \
+    --collection-group="$JOBS_COLLECTION" --enable-ttl --async
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. Artifact Registry and images
+# ---------------------------------------------------------------------------------------------
+log "Artifact Registry repository $AR_REPO"
+if have artifacts repositories describe "$AR_REPO" --location="$REGION"; then
+  note "repository exists"
+else
+  gc artifacts repositories create "$AR_REPO" --location="$REGION" --repository-format=docker \
+    --description="Kumo images"
+fi
+
+if [[ $BUILD_RUNNER == 1 ]]; then
+  log "Building the runner image with Cloud Build"
+  gc builds submit runner --tag="$RUNNER_IMAGE"
+else
+  note "RUNNER_IMAGE given: not building the runner image"
+fi
+if [[ $BUILD_APP == 1 ]]; then
+  log "Building the app image with Cloud Build"
+  # .dockerignore keeps node_modules, .env and keys out of the upload too.
+  gc builds submit . --tag="$APP_IMAGE" --ignore-file=.dockerignore
+else
+  note "APP_IMAGE given: not building the app image"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. Service accounts
+# ---------------------------------------------------------------------------------------------
+log "Service accounts"
+# The runners' identity: no roles at all, since any workflow step can get its token.
+ensure_sa "$RUNNER_SA_NAME" "Kumo runner (no roles)"
+ensure_sa "$APP_SA_NAME" "Kumo app"
+ensure_sa "$SCHEDULER_SA_NAME" "Kumo reconcile scheduler"
+
+log "Roles of $APP_SA on the project: Firestore read and write"
+retry gc projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:$APP_SA" \
+  --role=roles/datastore.user --condition=None --format=none
+
+# ---------------------------------------------------------------------------------------------
+# 5. Secrets: the app may read these two and nothing else
+# ---------------------------------------------------------------------------------------------
+log "Secrets"
+ensure_secret "$PRIVATE_KEY_SECRET" "$PRIVATE_KEY_FILE"
+ensure_secret "$WEBHOOK_SECRET_NAME" "$WEBHOOK_SECRET_FILE"
+for secret in "$PRIVATE_KEY_SECRET" "$WEBHOOK_SECRET_NAME"; do
+  retry gc secrets add-iam-policy-binding "$secret" --member="serviceAccount:$APP_SA" \
+    --role=roles/secretmanager.secretAccessor --condition=None --format=none
+done
+
+# ---------------------------------------------------------------------------------------------
+# 6. Runner jobs, and the app's roles on each of them only
+# ---------------------------------------------------------------------------------------------
+log "Runner jobs"
+for entry in $RUNNER_JOBS; do
+  file="${entry%%:*}"
+  rest="${entry#*:}"
+  cpu="${rest%%:*}"
+  memory="${rest#*:}"
+  [[ -f $file && -n $cpu && -n $memory && $rest == *:* ]] ||
+    die "RUNNER_JOBS entry '$entry' is not FILE:CPU:MEMORY with an existing FILE"
+  rendered="$WORK_DIR/$(basename "$file")"
+  render "$file" "$cpu" "$memory" "$rendered"
+  name="$(job_name "$rendered")"
+  [[ -n $name ]] || die "$file has no metadata.name"
+  note "$name from $file: $cpu CPU, $memory"
+  gc run jobs replace "$rendered" --region="$REGION"
+  # jobsExecutorWithOverrides: run.jobs.run, run.jobs.runWithOverrides (the per-execution JIT
+  # config) and run.executions.cancel. run.viewer: read the job and list/get its executions,
+  # which the reconcile pass needs. Running a job needs no actAs on its service account
+  # (only creating or changing the job does), so the app gets no role on kumo-runner.
+  for role in roles/run.jobsExecutorWithOverrides roles/run.viewer; do
+    retry gc run jobs add-iam-policy-binding "$name" --region="$REGION" \
+      --member="serviceAccount:$APP_SA" --role="$role" --format=none
+  done
+done
+
+# ---------------------------------------------------------------------------------------------
+# 7. The app: Cloud Run service (webhooks) and kumo-reconcile job, same image, env and secrets
+# ---------------------------------------------------------------------------------------------
+# LOG_MESSAGE_KEY=message: Cloud Logging shows a JSON line's "message" as its summary.
+env_vars="APP_ID=$APP_ID,GOOGLE_CLOUD_PROJECT=$PROJECT_ID,CLOUD_RUN_REGION=$REGION,LOG_LEVEL=$LOG_LEVEL"
+env_vars="$env_vars,LOG_MESSAGE_KEY=message"
+if [[ $FIRESTORE_DATABASE != '(default)' ]]; then
+  env_vars="$env_vars,FIRESTORE_DATABASE_ID=$FIRESTORE_DATABASE"
+fi
+# Passed on only when set here, so the app's own defaults apply otherwise.
+for optional in GHE_HOST GHE_PROTOCOL KUMO_RUNNER_PREFIX KUMO_SETTINGS_TTL_SECONDS \
+  KUMO_LAUNCH_LEASE_SECONDS KUMO_JIT_PER_MINUTE KUMO_JIT_MAX_WAIT_MS; do
+  if [[ -n ${!optional:-} ]]; then env_vars="$env_vars,$optional=${!optional}"; fi
+done
+secrets="PRIVATE_KEY=$PRIVATE_KEY_SECRET:latest,WEBHOOK_SECRET=$WEBHOOK_SECRET_NAME:latest"
+
+log "Cloud Run service $SERVICE_NAME"
+# --allow-unauthenticated: GitHub must reach it; every webhook is verified by its signature.
+# --cpu-boost: faster cold starts, as GitHub waits only 10 s for an answer.
+gc run deploy "$SERVICE_NAME" --image="$APP_IMAGE" --region="$REGION" \
+  --service-account="$APP_SA" --set-env-vars="$env_vars" --set-secrets="$secrets" \
+  --allow-unauthenticated --min-instances=0 --concurrency=80 --cpu-boost
+
+log "Cloud Run job $RECONCILE_JOB"
+# No retries: the scheduler starts a fresh pass every minute anyway.
+gc run jobs deploy "$RECONCILE_JOB" --image="$APP_IMAGE" --region="$REGION" \
+  --service-account="$APP_SA" --set-env-vars="$env_vars" --set-secrets="$secrets" \
+  --command=node --args=dist/app/entry/reconcile-cli.js \
+  --tasks=1 --max-retries=0 --task-timeout="$RECONCILE_TIMEOUT" --cpu=1 --memory=512Mi
+
+# ---------------------------------------------------------------------------------------------
+# 8. Scheduler: run kumo-reconcile every minute through the Cloud Run Admin API
+# ---------------------------------------------------------------------------------------------
+log "Cloud Scheduler job $SCHEDULER_JOB ($RECONCILE_SCHEDULE)"
+# The scheduler's account may run this one job and nothing else.
+retry gc run jobs add-iam-policy-binding "$RECONCILE_JOB" --region="$REGION" \
+  --member="serviceAccount:$SCHEDULER_SA" --role=roles/run.invoker --format=none
+run_uri="https://run.googleapis.com/v2/projects/$PROJECT_ID/locations/$REGION/jobs/$RECONCILE_JOB:run"
+if have scheduler jobs describe "$SCHEDULER_JOB" --location="$SCHEDULER_LOCATION"; then
+  verb=update
+else
+  verb=create
+fi
+# An OAuth token (not OIDC): the target is a Google API, not the service.
+gc scheduler jobs "$verb" http "$SCHEDULER_JOB" --location="$SCHEDULER_LOCATION" \
+  --schedule="$RECONCILE_SCHEDULE" --time-zone=Etc/UTC --uri="$run_uri" --http-method=POST \
+  --oauth-service-account-email="$SCHEDULER_SA"
+
+# ---------------------------------------------------------------------------------------------
+# Done
+# ---------------------------------------------------------------------------------------------
+service_url="$(value run services describe "$SERVICE_NAME" --region="$REGION" --format='value(status.url)')"
+log "Done"
+note "Set the GitHub App's webhook URL (App settings > General > Webhook) to:"
+printf '%s/api/github/webhooks\n' "${service_url:-https://<service-url>}"

@@ -1,0 +1,67 @@
+import { createRequire } from "node:module";
+
+// The package's main is a JSON file.
+const examples = createRequire(import.meta.url)("@octokit/webhooks-examples") as Array<{ name: string; examples: Example[] }>;
+
+export const INSTALLATION_ID = 4242;
+export const ORG = "octo-org";
+export const REPO = "example-workflow";
+
+type Example = { action: string; workflow_job: Record<string, any>; [key: string]: any };
+
+function workflowJobExample(action: string, labels?: string[]): Example {
+  const group = examples.find((e) => e.name === "workflow_job")!;
+  const example = group.examples.find((e) => e.action === action && (!labels || sameLabels(e.workflow_job.labels, labels)));
+  if (!example) throw new Error(`no workflow_job.${action} example`);
+  return structuredClone(example);
+}
+
+function sameLabels(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((l, i) => l === b[i]);
+}
+
+/**
+ * A real `workflow_job` payload from @octokit/webhooks-examples, moved to one
+ * organization and given the installation the examples lack.
+ */
+export function workflowJobPayload(
+  action: "queued" | "in_progress" | "completed" | "waiting",
+  job: { id?: number; labels?: string[]; repo?: string; org?: string | null; exampleLabels?: string[] } = {},
+) {
+  const payload = workflowJobExample(action, job.exampleLabels);
+  const org = job.org === undefined ? ORG : job.org;
+  const repo = job.repo ?? REPO;
+  const owner = org ?? "octocat";
+  payload.installation = { id: INSTALLATION_ID, node_id: "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNDI0Mg==" };
+  if (org) payload.organization = { login: org, id: 9919, node_id: "O_kgDOAAAmvw" };
+  else delete payload.organization;
+  payload.repository = {
+    ...payload.repository,
+    name: repo,
+    full_name: `${owner}/${repo}`,
+    owner: { ...payload.repository.owner, login: owner, type: org ? "Organization" : "User" },
+  };
+  if (job.id !== undefined) payload.workflow_job.id = job.id;
+  if (job.labels) payload.workflow_job.labels = job.labels;
+  return payload;
+}
+
+let nextDelivery = 1;
+export function deliveryId(): string {
+  return `00000000-0000-4000-8000-${String(nextDelivery++).padStart(12, "0")}`;
+}
+
+export const SETTINGS_YAML = `
+runners:
+  - labels: [kumo, small]
+    group: cloudrun
+    job: gha-runner-small
+  - labels: [kumo, large, gpu]
+    job: projects/other-project/locations/europe-west1/jobs/gha-runner-large
+repositories:
+  special:
+    runners:
+      - labels: [kumo, small]
+        group: special-group
+        job: gha-runner-special
+`;

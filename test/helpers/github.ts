@@ -1,0 +1,87 @@
+import nock from "nock";
+import { INSTALLATION_ID, ORG } from "./fixtures.js";
+
+export const GITHUB = "https://api.github.com";
+
+export interface JitRequest {
+  name: string;
+  runner_group_id: number;
+  labels: string[];
+  [key: string]: unknown;
+}
+
+/**
+ * nock interceptors for the GitHub API, one method per scenario step. Each
+ * interceptor answers once unless said otherwise, so an extra (uncached) call
+ * fails the test, and `done()` asserts that every one was used.
+ */
+export function mockGitHub(org = ORG) {
+  const scope = nock(GITHUB);
+  const jitRequests: JitRequest[] = [];
+  const deletedRunners: number[] = [];
+  let nextRunnerId = 1000;
+
+  const api = {
+    scope,
+    jitRequests,
+    deletedRunners,
+    canGetToken(installationId = INSTALLATION_ID) {
+      const token = () => ({ token: "ghs_test_installation_token", expires_at: new Date(Date.now() + 3_600_000).toISOString() });
+      scope.post(`/app/installations/${installationId}/access_tokens`).reply(201, token);
+      // Probot caches the token, but deliveries racing on a cold cache may each ask once.
+      scope.post(`/app/installations/${installationId}/access_tokens`).times(50).optionally().reply(201, token);
+      return api;
+    },
+    hasSettings(yaml: string | null) {
+      const path = `/repos/${org}/.github/contents/${encodeURIComponent(".github/kumo.yml")}`;
+      if (yaml === null) scope.get(path).reply(404, { message: "Not Found" });
+      else scope.get(path).reply(200, yaml, { "content-type": "application/vnd.github.v3.raw; charset=utf-8" });
+      return api;
+    },
+    hasRunnerGroups(repo: string, groups: Array<{ id: number; name: string }>) {
+      scope
+        .get(`/orgs/${org}/actions/runner-groups`)
+        .query((q) => q.visible_to_repository === repo)
+        .reply(200, {
+          total_count: groups.length,
+          runner_groups: groups.map((g) => ({ ...g, visibility: "selected", default: g.id === 1, allows_public_repositories: false })),
+        });
+      return api;
+    },
+    generatesJitConfig(times = 1) {
+      scope
+        .post(`/orgs/${org}/actions/runners/generate-jitconfig`)
+        .times(times)
+        .reply(201, (_uri: string, raw: unknown) => {
+          const body = (typeof raw === "string" ? JSON.parse(raw) : raw) as JitRequest;
+          jitRequests.push(body);
+          const id = nextRunnerId++;
+          return {
+            runner: { id, name: body.name, os: "unknown", status: "offline", busy: false, labels: body.labels, runner_group_id: body.runner_group_id, ephemeral: true },
+            encoded_jit_config: jitConfigFor(body.name),
+          };
+        });
+      return api;
+    },
+    failsJitConfig(status: number, headers: Record<string, string> = {}, message = "failure") {
+      scope.post(`/orgs/${org}/actions/runners/generate-jitconfig`).reply(status, { message }, headers);
+      return api;
+    },
+    deletesRunner(runnerId: number, status = 204) {
+      scope.delete(`/orgs/${org}/actions/runners/${runnerId}`).reply(status, () => {
+        deletedRunners.push(runnerId);
+        return "";
+      });
+      return api;
+    },
+    done() {
+      scope.done();
+    },
+  };
+  return api;
+}
+
+/** A recognisable fake secret, so tests can assert it never reaches a log. */
+export function jitConfigFor(runnerName: string): string {
+  return Buffer.from(`SECRET-JIT-CONFIG-for-${runnerName}`).toString("base64");
+}

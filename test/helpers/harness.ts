@@ -1,0 +1,97 @@
+import { generateKeyPairSync, randomUUID } from "node:crypto";
+import { Writable } from "node:stream";
+import { Firestore } from "@google-cloud/firestore";
+import nock from "nock";
+import { pino } from "pino";
+import { Probot } from "probot";
+import { readConfig } from "../../app/config.js";
+import { createDeps, type KumoDeps } from "../../app/deps.js";
+import { KumoOctokit } from "../../app/github/octokit.js";
+import { kumo } from "../../app/index.js";
+import { FirestoreJobStore } from "../../app/store/firestore-job-store.js";
+import { CLOUD_RUN_ENDPOINT } from "./cloud-run.js";
+import { deliveryId } from "./fixtures.js";
+
+const { privateKey } = generateKeyPairSync("rsa", {
+  modulusLength: 2048,
+  privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  publicKeyEncoding: { type: "spki", format: "pem" },
+});
+export const PRIVATE_KEY = privateKey;
+export const APP_ID = 123;
+export const WEBHOOK_SECRET = "kumo-test-secret";
+
+export const TEST_ENV = {
+  GOOGLE_CLOUD_PROJECT: "kumo-test",
+  CLOUD_RUN_REGION: "us-central1",
+  CLOUD_RUN_API_ENDPOINT: CLOUD_RUN_ENDPOINT,
+};
+
+/** A store on the emulator, in a Firestore project of its own so test files never see each other's jobs. */
+export function emulatorStore(leaseMs = 60_000): FirestoreJobStore {
+  if (!process.env.FIRESTORE_EMULATOR_HOST) throw new Error("FIRESTORE_EMULATOR_HOST is not set: run the tests through jest's global setup");
+  const db = new Firestore({ projectId: `kumo-test-${randomUUID().slice(0, 8)}`, ignoreUndefinedProperties: true });
+  return new FirestoreJobStore(db, leaseMs);
+}
+
+/** Every log line the app writes, as parsed JSON and as raw text. */
+export class LogCapture {
+  readonly lines: string[] = [];
+  readonly stream = new Writable({
+    write: (chunk, _enc, done) => {
+      this.lines.push(...String(chunk).split("\n").filter(Boolean));
+      done();
+    },
+  });
+  get entries(): Array<Record<string, any>> {
+    return this.lines.map((l) => JSON.parse(l));
+  }
+  text(): string {
+    return this.lines.join("\n");
+  }
+  find(msg: RegExp): Record<string, any> | undefined {
+    return this.entries.find((e) => msg.test(String(e.msg)));
+  }
+}
+
+export interface Harness {
+  probot: Probot;
+  deps: KumoDeps;
+  logs: LogCapture;
+  deliver(name: "workflow_job" | "push", payload: unknown, id?: string): Promise<void>;
+}
+
+/** A Probot app wired like production (KumoOctokit, Cloud Run client in REST mode), with test doubles only at the network edge. */
+export function createHarness(options: { store?: FirestoreJobStore; env?: Record<string, string>; deps?: Partial<KumoDeps> } = {}): Harness {
+  const logs = new LogCapture();
+  const log = pino({ level: "trace" }, logs.stream);
+  const probot = new Probot({
+    appId: APP_ID,
+    privateKey: PRIVATE_KEY,
+    secret: WEBHOOK_SECRET,
+    log,
+    // Production's Octokit, minus plugin-retry's sleeps.
+    Octokit: KumoOctokit.defaults((o: Record<string, any>) => ({ ...o, retry: { enabled: false } })),
+  });
+  const config = readConfig({ ...TEST_ENV, ...options.env });
+  const deps = createDeps(config, { store: options.store ?? emulatorStore(config.launchLeaseMs), ...options.deps });
+  void probot.load(kumo(deps));
+  return {
+    probot,
+    deps,
+    logs,
+    deliver: (name, payload, id = deliveryId()) => probot.receive({ id, name, payload } as any),
+  };
+}
+
+export function useNock(): void {
+  beforeAll(() => {
+    nock.disableNetConnect();
+  });
+  afterEach(() => {
+    nock.cleanAll();
+  });
+  afterAll(() => {
+    nock.enableNetConnect();
+  });
+}
