@@ -1,0 +1,27 @@
+import { describe, expect, test } from "@jest/globals";
+import { readConfig } from "../app/config.js";
+import { jobResourceName } from "../app/launcher/launcher.js";
+import { cloudRunClientOptions } from "../app/launcher/cloud-run-launcher.js";
+
+describe("environment", () => {
+  test("defaults", () => {
+    expect(readConfig({})).toMatchObject({ runnerPrefix: "kumo", settingsTtlMs: 60_000, launchLeaseMs: 60_000, jitPerMinute: 180 });
+  });
+
+  test("a bad value names the variable", () => {
+    expect(() => readConfig({ CLOUD_RUN_API_ENDPOINT: "localhost:8080", KUMO_RUNNER_PREFIX: "Bad_Prefix" })).toThrow(
+      /CLOUD_RUN_API_ENDPOINT: must be an http\(s\):\/\/host:port URL.*KUMO_RUNNER_PREFIX/,
+    );
+  });
+
+  test("CLOUD_RUN_API_ENDPOINT switches the client to REST on that port without credentials", () => {
+    expect(cloudRunClientOptions(undefined)).toEqual({});
+    expect(cloudRunClientOptions("http://127.0.0.1:9911")).toMatchObject({ fallback: true, apiEndpoint: "127.0.0.1", port: 9911, protocol: "http" });
+  });
+
+  test("short job names need a project and region", () => {
+    expect(jobResourceName("j", { project: "p", region: "r" })).toBe("projects/p/locations/r/jobs/j");
+    expect(jobResourceName("projects/a/locations/b/jobs/c", {})).toBe("projects/a/locations/b/jobs/c");
+    expect(() => jobResourceName("j", {})).toThrow(/GOOGLE_CLOUD_PROJECT and CLOUD_RUN_REGION/);
+  });
+});
