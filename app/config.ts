@@ -15,7 +15,7 @@ const EnvSchema = z.object({
     .default("kumo"),
   KUMO_SETTINGS_TTL_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
   KUMO_LAUNCH_LEASE_SECONDS: z.coerce.number().int().min(15).max(3600).default(60),
-  KUMO_JIT_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(180),
+  KUMO_JIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(180),
   KUMO_JIT_MAX_WAIT_MS: z.coerce.number().int().min(0).max(8_000).default(3_000),
 });
 

@@ -30,6 +30,7 @@ export async function launchRunner(
   }
 
   let runner: JitRunner | undefined;
+  const started = performance.now();
   try {
     runner = await generateJitRunner(octokit, {
       org: record.org,
@@ -37,9 +38,11 @@ export async function launchRunner(
       runnerGroupId: target.groupId,
       labels: target.labels,
     });
+    const jitMs = Math.round(performance.now() - started);
     const { execution } = await deps.launcher.launch(target.job, runner.encodedJitConfig);
+    const runJobMs = Math.round(performance.now() - started) - jitMs;
     await deps.store.markLaunched(jobId, attempt, { runnerId: runner.runnerId, runnerName: runner.runnerName, execution });
-    log.info({ attempt, runnerName: runner.runnerName, runnerId: runner.runnerId, execution }, "runner launched");
+    log.info({ attempt, runnerName: runner.runnerName, runnerId: runner.runnerId, execution, jitMs, runJobMs }, "runner launched");
     return { launched: true, runnerName: runner.runnerName, execution };
   } catch (error) {
     const failure = error instanceof LaunchError ? error : new LaunchError(String((error as Error)?.message ?? error), true);

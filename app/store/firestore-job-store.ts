@@ -18,11 +18,18 @@ const OPEN_RECORD_TTL_MS = 30 * DAY_MS;
 /** Kept after completion for queue-time reports and late duplicate deliveries. */
 const DONE_RECORD_TTL_MS = 7 * DAY_MS;
 const ALREADY_EXISTS = 6;
+const FAILED_PRECONDITION = 9;
 
 const ORDER = { claimed: 0, waiting: 0, pending: 0, failed: 0, launched: 1, running: 2, completed: 3 } as const;
 
 export class FirestoreJobStore implements JobStore {
   private readonly jobs;
+  /**
+   * Claims this instance made, with the write time Firestore gave them: the
+   * launch outcome is then one conditional update instead of a transaction
+   * (three round trips), falling back to the transaction when the record changed.
+   */
+  private readonly ownClaims = new Map<number, { attempt: number; writeTime: Timestamp; record: JobRecord }>();
 
   constructor(
     readonly db: Firestore,
@@ -50,16 +57,17 @@ export class FirestoreJobStore implements JobStore {
     };
     // create() is atomic: of N concurrent deliveries exactly one succeeds, with no transaction contention.
     try {
-      await ref.create(fresh);
+      const { writeTime } = await ref.create(fresh);
+      this.remember(fresh, writeTime);
       return { claimed: true, record: fresh };
     } catch (error) {
       if ((error as { code?: number }).code !== ALREADY_EXISTS) throw error;
     }
     const existing = toRecord(await ref.get());
     if (!existing || !isLaunchable(existing, now)) return { claimed: false, record: existing ?? fresh };
-    return this.db.runTransaction(async (tx) => {
+    const result = await this.db.runTransaction(async (tx) => {
       const current = toRecord(await tx.get(ref));
-      if (!current || !isLaunchable(current, now)) return { claimed: false, record: current ?? fresh };
+      if (!current || !isLaunchable(current, now)) return { claimed: false as const, record: current ?? fresh };
       const next: JobRecord = {
         ...current,
         target: current.target ?? job.target,
@@ -71,8 +79,10 @@ export class FirestoreJobStore implements JobStore {
         updatedAt: now,
       };
       tx.set(ref, next);
-      return { claimed: true, record: next };
+      return { claimed: true as const, record: next };
     });
+    this.ownClaims.delete(job.jobId);
+    return result;
   }
 
   async markLaunched(jobId: number, attempt: number, runner: LaunchedRunner, now = new Date()): Promise<void> {
@@ -145,17 +155,32 @@ export class FirestoreJobStore implements JobStore {
     change: (current: JobRecord) => Record<string, unknown>,
   ): Promise<void> {
     const ref = this.jobs.doc(String(jobId));
+    // null deletes a field.
+    const asUpdate = (fields: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries({ ...fields, updatedAt: now }).map(([k, v]) => [k, v === null ? FieldValue.delete() : v]));
+    const own = this.ownClaims.get(jobId);
+    this.ownClaims.delete(jobId);
+    if (own && own.attempt === attempt) {
+      try {
+        // Unchanged since our claim: the record is exactly what we wrote.
+        await ref.update(asUpdate(change(own.record)), { lastUpdateTime: own.writeTime });
+        return;
+      } catch (error) {
+        if ((error as { code?: number }).code !== FAILED_PRECONDITION) throw error;
+      }
+    }
     await this.db.runTransaction(async (tx) => {
       const current = toRecord(await tx.get(ref));
       if (!current) throw new Error(`job ${jobId} has no record`);
       if (current.attempts !== attempt) return;
-      const fields = change(current);
-      // null deletes a field.
-      const update = Object.fromEntries(
-        Object.entries({ ...fields, updatedAt: now }).map(([k, v]) => [k, v === null ? FieldValue.delete() : v]),
-      );
-      tx.update(ref, update);
+      tx.update(ref, asUpdate(change(current)));
     });
+  }
+
+  private remember(record: JobRecord, writeTime: Timestamp): void {
+    // Bounded: an entry lives from a claim to its outcome, milliseconds apart, unless the launch crashed.
+    if (this.ownClaims.size >= 10_000) this.ownClaims.delete(this.ownClaims.keys().next().value!);
+    this.ownClaims.set(record.jobId, { attempt: record.attempts, writeTime, record });
   }
 }
 
