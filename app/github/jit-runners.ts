@@ -47,13 +47,45 @@ export async function generateJitRunner(
   }
 }
 
-/** Deletes a registration; a runner that is already gone counts as deleted. */
-export async function deleteRunner(octokit: Octokit, org: string, runnerId: number): Promise<"deleted" | "gone"> {
+/**
+ * Deletes a registration. "gone": GitHub removed it already; "busy": it is
+ * running a job (GitHub refuses to delete a busy runner), which is then fine.
+ */
+export async function deleteRunner(octokit: Octokit, org: string, runnerId: number): Promise<"deleted" | "gone" | "busy"> {
   try {
     await octokit.rest.actions.deleteSelfHostedRunnerFromOrg({ org, runner_id: runnerId });
     return "deleted";
   } catch (error) {
-    if ((error as { status?: number }).status === 404) return "gone";
+    const status = (error as { status?: number }).status;
+    if (status === 404) return "gone";
+    if (status === 422) return "busy";
     throw fromGitHubError("delete runner", error);
   }
+}
+
+export interface KumoRunner {
+  id: number;
+  name: string;
+  status: string;
+  busy: boolean;
+  jobId: number;
+  /** The claim attempt that registered it. */
+  attempt: number;
+}
+
+/** The org's runners that Kumo registered (by name prefix). */
+export async function listKumoRunners(octokit: Octokit, org: string, prefix: string): Promise<KumoRunner[]> {
+  try {
+    const runners = await octokit.paginate(octokit.rest.actions.listSelfHostedRunnersForOrg, { org, per_page: 100 });
+    return runners.flatMap((r) => {
+      const jobId = jobIdOfRunner(prefix, r.name);
+      return jobId === undefined ? [] : [{ id: r.id, name: r.name, status: r.status, busy: r.busy, jobId, attempt: attemptOfRunner(r.name) }];
+    });
+  } catch (error) {
+    throw fromGitHubError("list runners", error);
+  }
+}
+
+function attemptOfRunner(name: string): number {
+  return Number(name.split("-").at(-2));
 }

@@ -1,5 +1,6 @@
 import type { Context } from "probot";
 import type { KumoDeps } from "../deps.js";
+import { retireRunner } from "../launch/retire-runner.js";
 import { jobLogger, specForJob } from "./job-context.js";
 
 /**
@@ -30,5 +31,16 @@ export function workflowJobProgress(deps: KumoDeps) {
       ...(job.conclusion ? { conclusion: job.conclusion } : {}),
     });
     log.info({ state: record.state, runnerName: job.runner_name, conclusion: job.conclusion }, `job ${context.payload.action}`);
+
+    // Completed without ever getting a runner (cancelled while queued): the runner
+    // launched for it is surplus, unless it already took another job.
+    if (context.payload.action === "completed" && !job.runner_name && record.runnerId && record.runnerName) {
+      await retireRunner(deps, context.octokit, log, {
+        org: match.org,
+        runnerId: record.runnerId,
+        runnerName: record.runnerName,
+        ...(record.execution ? { execution: record.execution } : {}),
+      });
+    }
   };
 }

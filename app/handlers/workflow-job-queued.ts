@@ -49,8 +49,8 @@ export function workflowJobQueued(deps: KumoDeps) {
 
     const { record } = claim;
     const outcome = await launchRunner(deps, context.octokit, log, { ...record, target: record.target! });
-    // A launch failure answers 5xx so the delivery shows as failed; pacing is not a failure.
-    if (!outcome.launched && !outcome.paced) {
+    // A launch failure answers 5xx so the delivery shows as failed; waiting for capacity is not a failure.
+    if (!outcome.launched && !outcome.deferred) {
       throw new LaunchError(`job ${job.id}: ${outcome.reason}`, outcome.state === "pending");
     }
   };

@@ -7,7 +7,8 @@ import type { JobRecord, RunnerTarget } from "../store/job-store.js";
 
 export type LaunchOutcome =
   | { launched: true; runnerName: string; execution: string }
-  | { launched: false; state: "pending" | "failed"; reason: string; paced?: true };
+  /** deferred: not a failure; the job waits for capacity or JIT budget, and reconcile launches it. */
+  | { launched: false; state: "pending" | "failed" | "waiting"; reason: string; deferred?: true };
 
 /**
  * Turns a claimed job into a runner: a JIT registration, then one Cloud Run
@@ -22,11 +23,20 @@ export async function launchRunner(
   record: JobRecord & { target: RunnerTarget },
 ): Promise<LaunchOutcome> {
   const { jobId, attempts: attempt, target } = record;
+  if (target.maxRunners) {
+    const live = await deps.store.countLive(target, jobId);
+    if (live >= target.maxRunners) {
+      const reason = `maxRunners ${target.maxRunners} of [${target.labels.join(", ")}] reached; launched when a runner frees`;
+      await deps.store.markNotLaunched(jobId, attempt, { state: "waiting", reason });
+      log.info({ attempt, live }, reason);
+      return { launched: false, state: "waiting", reason, deferred: true };
+    }
+  }
   if (!(await deps.pacer.acquire())) {
     const reason = "JIT registration budget of this instance is used up; reconcile launches the job";
     await deps.store.markNotLaunched(jobId, attempt, { state: "pending", reason });
     log.warn({ attempt }, reason);
-    return { launched: false, state: "pending", reason, paced: true };
+    return { launched: false, state: "pending", reason, deferred: true };
   }
 
   let runner: JitRunner | undefined;

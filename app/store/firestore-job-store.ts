@@ -1,6 +1,8 @@
 import { FieldValue, Firestore, Timestamp, type DocumentData, type DocumentSnapshot } from "@google-cloud/firestore";
 import {
   LAUNCHABLE_STATES,
+  type JobState,
+  type RunnerTarget,
   type ClaimResult,
   type JobProgress,
   type JobRecord,
@@ -11,6 +13,8 @@ import {
 } from "./job-store.js";
 
 export const JOBS_COLLECTION = "kumo-jobs";
+export const STATE_COLLECTION = "kumo-state";
+export const REDELIVERIES_COLLECTION = "kumo-redeliveries";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** GitHub fails a job queued for 24 h; a record nobody completed is useless well before this. */
@@ -145,6 +149,68 @@ export class FirestoreJobStore implements JobStore {
 
   async get(jobId: number): Promise<JobRecord | undefined> {
     return toRecord(await this.jobs.doc(String(jobId)).get());
+  }
+
+  async reclaim(seen: Pick<JobRecord, "jobId" | "state" | "attempts">, now = new Date()): Promise<ClaimResult> {
+    const ref = this.jobs.doc(String(seen.jobId));
+    const result = await this.db.runTransaction(async (tx) => {
+      const current = toRecord(await tx.get(ref));
+      if (!current) throw new Error(`job ${seen.jobId} has no record`);
+      const unchanged = current.state === seen.state && current.attempts === seen.attempts;
+      const leased = current.leaseUntil && current.leaseUntil.getTime() > now.getTime();
+      if (!unchanged || leased || !current.target) return { claimed: false as const, record: current };
+      const next: JobRecord = {
+        ...current,
+        state: "claimed",
+        attempts: current.attempts + 1,
+        claimedAt: now,
+        leaseUntil: new Date(now.getTime() + this.leaseMs),
+        updatedAt: now,
+      };
+      tx.set(ref, next);
+      return { claimed: true as const, record: next };
+    });
+    this.ownClaims.delete(seen.jobId);
+    return result;
+  }
+
+  async list(states: readonly JobState[], limit: number): Promise<JobRecord[]> {
+    // One equality-style filter and an order on another field would need a composite
+    // index; sorting the bounded result here keeps the deployment index-free.
+    const snapshot = await this.jobs.where("state", "in", [...states]).limit(limit).get();
+    return snapshot.docs
+      .map((d) => toRecord(d)!)
+      .sort((a, b) => a.updatedAt.getTime() - b.updatedAt.getTime());
+  }
+
+  async countLive(target: RunnerTarget, exceptJobId?: number): Promise<number> {
+    const snapshot = await this.jobs
+      .where("target.job", "==", target.job)
+      .where("state", "in", ["claimed", "launched", "running"])
+      .select("jobId", "target.labels")
+      .get();
+    const labels = target.labels.join("\n");
+    return snapshot.docs.filter((d) => d.get("jobId") !== exceptJobId && (d.get("target.labels") as string[]).join("\n") === labels).length;
+  }
+
+  async getMark(name: string): Promise<Date | undefined> {
+    const value = (await this.db.collection(STATE_COLLECTION).doc(name).get()).get("at");
+    return value instanceof Timestamp ? value.toDate() : undefined;
+  }
+
+  async setMark(name: string, value: Date): Promise<void> {
+    await this.db.collection(STATE_COLLECTION).doc(name).set({ at: value });
+  }
+
+  async takeRedelivery(guid: string, max: number, now = new Date()): Promise<boolean> {
+    const ref = this.db.collection(REDELIVERIES_COLLECTION).doc(guid);
+    return this.db.runTransaction(async (tx) => {
+      const count = ((await tx.get(ref)).get("count") as number | undefined) ?? 0;
+      if (count >= max) return false;
+      // GitHub keeps deliveries 3 days; so does this counter (TTL on expireAt).
+      tx.set(ref, { count: count + 1, at: now, expireAt: new Date(now.getTime() + 3 * DAY_MS) });
+      return true;
+    });
   }
 
   /** Applies `change` if claim `attempt` is still the record's latest; a later claim owns the record otherwise. */

@@ -106,4 +106,22 @@ export interface JobStore {
   /** Applies GitHub's in_progress/completed; never moves a job backwards. Returns the record after the change. */
   recordProgress(progress: JobProgress, now?: Date): Promise<JobRecord>;
   get(jobId: number): Promise<JobRecord | undefined>;
+  /**
+   * Reconcile's claim: takes the record for a new launch attempt only if it is
+   * still as reconcile saw it (same state and attempt count), so two passes
+   * running at once never launch the same job twice.
+   */
+  reclaim(seen: Pick<JobRecord, "jobId" | "state" | "attempts">, now?: Date): Promise<ClaimResult>;
+  /** Records in these states, oldest update first, at most `limit`. */
+  list(states: readonly JobState[], limit: number): Promise<JobRecord[]>;
+  /** Jobs holding or about to hold a runner of this target (claimed, launched, running), other than `exceptJobId`. */
+  countLive(target: RunnerTarget, exceptJobId?: number): Promise<number>;
+  /** A small named value shared by all instances (reconcile's watermarks). */
+  getMark(name: string): Promise<Date | undefined>;
+  setMark(name: string, value: Date): Promise<void>;
+  /** Counts one redelivery of a webhook guid; false (and nothing counted) once `max` were made. */
+  takeRedelivery(guid: string, max: number, now?: Date): Promise<boolean>;
 }
+
+/** States in which the job may still need a runner of ours. */
+export const OPEN_STATES: readonly JobState[] = ["claimed", "launched", "waiting", "pending"];

@@ -74,6 +74,51 @@ export function mockGitHub(org = ORG) {
       });
       return api;
     },
+    failsToDeleteBusyRunner(runnerId: number) {
+      scope.delete(`/orgs/${org}/actions/runners/${runnerId}`).reply(422, { message: `Bad request - Runner is still running a job` });
+      return api;
+    },
+    hasJob(repoFullName: string, jobId: number, status: string, extra: Record<string, unknown> = {}, times = 1) {
+      scope
+        .get(`/repos/${repoFullName}/actions/jobs/${jobId}`)
+        .times(times)
+        .reply(200, { id: jobId, status, conclusion: null, runner_id: null, runner_name: null, started_at: null, completed_at: null, ...extra });
+      return api;
+    },
+    hasRunners(runners: Array<{ id: number; name: string; busy?: boolean; status?: string }>, times = 1) {
+      scope
+        .get(`/orgs/${org}/actions/runners`)
+        .query(true)
+        .times(times)
+        .reply(200, {
+          total_count: runners.length,
+          runners: runners.map((r) => ({ os: "Linux", status: "offline", busy: false, labels: [], ...r })),
+        });
+      return api;
+    },
+    hasInstallations(installations: Array<{ id: number; login: string; type?: string }>, times = 1) {
+      scope
+        .get("/app/installations")
+        .query(true)
+        .times(times)
+        .reply(200, installations.map((i) => ({ id: i.id, account: { login: i.login, type: i.type ?? "Organization" } })));
+      return api;
+    },
+    hasDeliveries(deliveries: Array<{ id: number; guid: string; status: string; delivered_at: string; redelivery?: boolean }>, times = 1) {
+      scope
+        .get("/app/hook/deliveries")
+        .query(true)
+        .times(times)
+        .reply(
+          200,
+          deliveries.map((d) => ({ event: "workflow_job", action: "queued", redelivery: false, status_code: d.status === "OK" ? 200 : 502, ...d })),
+        );
+      return api;
+    },
+    redelivers(deliveryId: number) {
+      scope.post(`/app/hook/deliveries/${deliveryId}/attempts`).reply(202, {});
+      return api;
+    },
     done() {
       scope.done();
     },

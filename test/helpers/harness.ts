@@ -9,6 +9,9 @@ import { createDeps, type KumoDeps } from "../../app/deps.js";
 import { KumoOctokit } from "../../app/github/octokit.js";
 import { kumo } from "../../app/index.js";
 import { FirestoreJobStore } from "../../app/store/firestore-job-store.js";
+import type { ReconcileContext, ReconcileOptions, StepSummary } from "../../app/reconcile/context.js";
+import { reconcileContext } from "../../app/reconcile/from-probot.js";
+import { reconcile } from "../../app/reconcile/reconcile.js";
 import { CLOUD_RUN_ENDPOINT } from "./cloud-run.js";
 import { deliveryId } from "./fixtures.js";
 
@@ -52,6 +55,15 @@ export class LogCapture {
   find(msg: RegExp): Record<string, any> | undefined {
     return this.entries.find((e) => msg.test(String(e.msg)));
   }
+}
+
+/** One reconcile pass (or the given steps) with this harness's app, store and launcher. */
+export async function reconcileWith(h: Harness, options: Partial<ReconcileOptions> = {}, steps?: Array<(ctx: ReconcileContext) => Promise<StepSummary>>) {
+  const ctx = await reconcileContext(h.probot, h.deps, options);
+  if (!steps) return reconcile(ctx);
+  const summaries: StepSummary[] = [];
+  for (const step of steps) summaries.push(await step(ctx));
+  return summaries;
 }
 
 export interface Harness {

@@ -1,0 +1,94 @@
+import type { Logger } from "probot";
+import type { KumoDeps } from "../deps.js";
+import { listKumoRunners, type KumoRunner } from "../github/jit-runners.js";
+import type { GitHubJob } from "../github/jobs.js";
+import type { Octokit } from "../github/octokit.js";
+import type { JobRecord } from "../store/job-store.js";
+
+export interface ReconcileOptions {
+  /** A launched runner that has not taken its still-queued job after this is looked at. */
+  launchGraceMs: number;
+  /** A surplus runner is left this long after its record last changed (a launch may be under way). */
+  runnerGraceMs: number;
+  /** Launch attempts per job before the record is marked failed. */
+  maxAttempts: number;
+  /** Records looked at per step and pass. */
+  batch: number;
+  /** Redeliveries per lost webhook. */
+  maxRedeliveries: number;
+  /** How far back the first pass looks for lost webhooks (GitHub keeps 3 days). */
+  firstLookbackMs: number;
+  /** The pass stops starting new work after this long. */
+  budgetMs: number;
+}
+
+export const DEFAULT_RECONCILE_OPTIONS: ReconcileOptions = {
+  launchGraceMs: 5 * 60_000,
+  runnerGraceMs: 2 * 60_000,
+  maxAttempts: 3,
+  batch: 200,
+  maxRedeliveries: 3,
+  firstLookbackMs: 60 * 60_000,
+  budgetMs: 4 * 60_000,
+};
+
+export interface ReconcileContext {
+  deps: KumoDeps;
+  log: Logger;
+  now: Date;
+  options: ReconcileOptions;
+  /** The app's JWT octokit (deliveries, installations). */
+  appOctokit: Octokit;
+  /** An installation's octokit (memoized by the caller). */
+  octokitFor(installationId: number): Promise<Octokit>;
+  /** Organization installations of the app. */
+  installations(): Promise<Array<{ id: number; org: string }>>;
+}
+
+/** One line of the pass summary: a step and its counts. */
+export interface StepSummary {
+  step: string;
+  counts: Record<string, number>;
+}
+
+export function outOfTime(ctx: ReconcileContext): boolean {
+  return Date.now() - ctx.now.getTime() > ctx.options.budgetMs;
+}
+
+/** GitHub says the job no longer waits for a runner: bring the record up to date. Returns false while it still waits. */
+export async function closeIfNotQueued(ctx: ReconcileContext, record: JobRecord, job: GitHubJob | undefined): Promise<"queued" | "waiting" | "closed"> {
+  if (job?.status === "queued") return "queued";
+  // Waiting for an environment approval, or not yet queued: no runner needed yet.
+  if (job && ["waiting", "pending", "requested"].includes(job.status)) return "waiting";
+  await ctx.deps.store.recordProgress({
+    jobId: record.jobId,
+    status: job?.status === "in_progress" ? "in_progress" : "completed",
+    installationId: record.installationId,
+    org: record.org,
+    repo: record.repo,
+    runId: record.runId,
+    runAttempt: record.runAttempt,
+    labels: record.labels,
+    ...(job?.runnerId ? { runnerId: job.runnerId } : {}),
+    ...(job?.runnerName ? { runnerName: job.runnerName } : {}),
+    ...(job?.startedAt ? { startedAt: new Date(job.startedAt) } : {}),
+    ...(job?.completedAt ? { completedAt: new Date(job.completedAt) } : {}),
+    conclusion: job ? (job.conclusion ?? job.status) : "job not found on GitHub",
+  });
+  return "closed";
+}
+
+export function jobLog(ctx: ReconcileContext, record: JobRecord): Logger {
+  return ctx.log.child({ jobId: record.jobId, repo: record.repo });
+}
+
+const runnerLists = new WeakMap<ReconcileContext, Map<string, Promise<KumoRunner[]>>>();
+
+/** Kumo's runners of an org, listed once per pass. */
+export function kumoRunners(ctx: ReconcileContext, octokit: Octokit, org: string): Promise<KumoRunner[]> {
+  let lists = runnerLists.get(ctx);
+  if (!lists) runnerLists.set(ctx, (lists = new Map()));
+  let list = lists.get(org);
+  if (!list) lists.set(org, (list = listKumoRunners(octokit, org, ctx.deps.config.runnerPrefix)));
+  return list;
+}

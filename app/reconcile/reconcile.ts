@@ -1,0 +1,31 @@
+import type { ReconcileContext, StepSummary } from "./context.js";
+import { lostWebhooks } from "./lost-webhooks.js";
+import { staleRunners } from "./stale-runners.js";
+import { stalledLaunches } from "./stalled-launches.js";
+import { unfinishedLaunches } from "./unfinished-launches.js";
+
+const STEPS = [unfinishedLaunches, stalledLaunches, staleRunners, lostWebhooks];
+const NAMES = ["unfinished launches", "launches that never came up", "stale runners", "lost webhooks"];
+
+/**
+ * One reconcile pass: repairs whatever the webhooks missed. Idempotent and
+ * safe to run on two machines at once (every launch goes through a Firestore
+ * transaction). A failing step is reported and the next one still runs.
+ */
+export async function reconcile(ctx: ReconcileContext): Promise<StepSummary[]> {
+  const summaries: StepSummary[] = [];
+  for (const [i, step] of STEPS.entries()) {
+    try {
+      summaries.push(await step(ctx));
+    } catch (error) {
+      ctx.log.error({ step: NAMES[i], err: (error as Error).message }, "reconcile step failed");
+      summaries.push({ step: NAMES[i]!, counts: { errors: 1 } });
+    }
+  }
+  return summaries;
+}
+
+/** `stale runners: runners=3 busy=1 deleted=2` */
+export function formatSummary(summary: StepSummary): string {
+  return `${summary.step}: ${Object.entries(summary.counts).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+}

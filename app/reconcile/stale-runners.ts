@@ -1,0 +1,65 @@
+import type { KumoRunner } from "../github/jit-runners.js";
+import { retireRunner } from "../launch/retire-runner.js";
+import type { JobRecord } from "../store/job-store.js";
+import { kumoRunners, outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
+
+/**
+ * Step 3: registrations of ours that no queued job needs — their job ran on
+ * another runner, was cancelled, or their launch failed half-way. Idle ones
+ * past the grace period are deleted and their executions cancelled. Busy ones
+ * serve some job and are left alone.
+ */
+export async function staleRunners(ctx: ReconcileContext): Promise<StepSummary> {
+  const counts = { runners: 0, needed: 0, busy: 0, deleted: 0, young: 0, errors: 0 };
+  for (const installation of await ctx.installations()) {
+    if (outOfTime(ctx)) break;
+    const log = ctx.log.child({ org: installation.org });
+    try {
+      const octokit = await ctx.octokitFor(installation.id);
+      const runners = await kumoRunners(ctx, octokit, installation.org);
+      counts.runners += runners.length;
+      for (const runner of runners) {
+        if (outOfTime(ctx)) break;
+        if (runner.busy) {
+          counts.busy++;
+          continue;
+        }
+        const record = await ctx.deps.store.get(runner.jobId);
+        const verdict = judge(ctx, runner, record);
+        if (verdict !== "surplus") {
+          counts[verdict]++;
+          continue;
+        }
+        try {
+          const execution = record?.runnerName === runner.name ? record.execution : undefined;
+          const outcome = await retireRunner(ctx.deps, octokit, log.child({ jobId: runner.jobId }), {
+            org: installation.org,
+            runnerId: runner.id,
+            runnerName: runner.name,
+            ...(execution ? { execution } : {}),
+          });
+          counts[outcome === "busy" ? "busy" : "deleted"]++;
+        } catch (error) {
+          counts.errors++;
+          log.error({ jobId: runner.jobId, runnerName: runner.name, err: (error as Error).message }, "reconcile: stale runner not removed");
+        }
+      }
+    } catch (error) {
+      counts.errors++;
+      log.error({ err: (error as Error).message }, "reconcile: runners of this org not checked");
+    }
+  }
+  return { step: "stale runners", counts };
+}
+
+function judge(ctx: ReconcileContext, runner: KumoRunner, record: JobRecord | undefined): "needed" | "young" | "surplus" {
+  // No record: it expired long ago, or the runner is not this deployment's.
+  if (!record) return "surplus";
+  const waitingForThis =
+    (record.state === "launched" && record.runnerName === runner.name) ||
+    // A launch under way: registered, not yet recorded.
+    (record.state === "claimed" && record.attempts === runner.attempt);
+  if (waitingForThis) return "needed";
+  const settled = ctx.now.getTime() - record.updatedAt.getTime() >= ctx.options.runnerGraceMs;
+  return settled ? "surplus" : "young";
+}
