@@ -34,7 +34,11 @@ export function fromGitHubError(what: string, error: unknown): LaunchError {
   });
 }
 
-// gRPC codes from Cloud Run: UNAVAILABLE, RESOURCE_EXHAUSTED (quota), DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNKNOWN.
+const GRPC_NAMES: Record<number, string> = {
+  2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND", 7: "PERMISSION_DENIED",
+  8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 10: "ABORTED", 13: "INTERNAL", 14: "UNAVAILABLE", 16: "UNAUTHENTICATED",
+};
+// Worth retrying: UNAVAILABLE, RESOURCE_EXHAUSTED (quota), DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNKNOWN.
 const RETRYABLE_GRPC = new Set([14, 8, 4, 10, 13, 2]);
 
 /** Classifies a google-gax error from the Cloud Run Admin API. */
@@ -43,7 +47,8 @@ export function fromCloudRunError(what: string, error: unknown): LaunchError {
   const code = (error as { code?: unknown })?.code;
   const retryable = typeof code !== "number" || RETRYABLE_GRPC.has(code);
   const message = error instanceof Error ? error.message : String(error);
-  return new LaunchError(`${what}: ${typeof code === "number" ? `code ${code}: ` : ""}${firstLine(message)}`, retryable, undefined, { cause: error });
+  const status = typeof code === "number" ? `${GRPC_NAMES[code] ?? `code ${code}`}: ` : "";
+  return new LaunchError(`${what}: ${status}${firstLine(message)}`, retryable, undefined, { cause: error });
 }
 
 function firstLine(message: string | undefined): string {

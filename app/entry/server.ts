@@ -1,8 +1,23 @@
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { run } from "probot";
 import app from "../index.js";
 import { KumoOctokit } from "../github/octokit.js";
 
-// `npm start`: Probot's server (webhooks at /api/github/webhooks, /ping). With no
-// APP_ID it walks through registering the app from app.yml (GH_ORG for an org).
-// In a container set HOST=0.0.0.0: Probot listens on localhost otherwise.
-await run(app, { Octokit: KumoOctokit });
+/**
+ * `npm start`: Probot's server (webhooks at /api/github/webhooks, /ping). With no
+ * APP_ID it walks through registering the app from app.yml (GH_ORG for an org).
+ * In a container set HOST=0.0.0.0: Probot listens on localhost otherwise.
+ */
+export function startServer() {
+  return run(app, { Octokit: KumoOctokit });
+}
+
+const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  const server = await startServer();
+  // Cloud Run stops instances with SIGTERM; Probot itself only handles SIGINT.
+  process.once("SIGTERM", () => {
+    void server.stop().finally(() => process.exit(0));
+  });
+}

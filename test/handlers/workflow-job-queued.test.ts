@@ -174,7 +174,7 @@ describe("workflow_job.queued", () => {
     );
 
     expect(gh.deletedRunners).toEqual([1000]);
-    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending", lastError: expect.stringMatching(/runJob .*code 14/) });
+    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending", lastError: expect.stringMatching(/runJob .*UNAVAILABLE/) });
   });
 
   test("a Cloud Run permission error is recorded as failed, not retried", async () => {
@@ -185,7 +185,7 @@ describe("workflow_job.queued", () => {
 
     await expect(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }))).rejects.toThrow();
 
-    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "failed", lastError: expect.stringMatching(/runWithOverrides/) });
+    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "failed", lastError: expect.stringMatching(/PERMISSION_DENIED: .*runWithOverrides/) });
   });
 
   test("GitHub's secondary rate limit leaves the job pending until retry-after, without sleeping", async () => {
