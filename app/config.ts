@@ -17,6 +17,7 @@ const EnvSchema = z.object({
   KUMO_LAUNCH_LEASE_SECONDS: z.coerce.number().int().min(15).max(3600).default(60),
   KUMO_JIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(180),
   KUMO_JIT_MAX_WAIT_MS: z.coerce.number().int().min(0).max(8_000).default(3_000),
+  KUMO_STORE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(8_000),
 });
 
 export interface KumoConfig {
@@ -36,6 +37,8 @@ export interface KumoConfig {
   jitPerMinute: number;
   /** Longest a webhook waits for JIT budget before leaving the job to reconcile. */
   jitMaxWaitMs: number;
+  /** Longest one store call may take before it fails. */
+  storeTimeoutMs: number;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
@@ -56,5 +59,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
     launchLeaseMs: e.KUMO_LAUNCH_LEASE_SECONDS * 1000,
     jitPerMinute: e.KUMO_JIT_PER_MINUTE,
     jitMaxWaitMs: e.KUMO_JIT_MAX_WAIT_MS,
+    storeTimeoutMs: e.KUMO_STORE_TIMEOUT_MS,
   };
 }

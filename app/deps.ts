@@ -4,6 +4,7 @@ import { RunnerGroupResolver } from "./github/runner-groups.js";
 import { CloudRunLauncher } from "./launcher/cloud-run-launcher.js";
 import type { Launcher } from "./launcher/launcher.js";
 import { SettingsLoader } from "./settings/load.js";
+import { boundedStore } from "./store/bounded-store.js";
 import { FirestoreJobStore } from "./store/firestore-job-store.js";
 import type { JobStore } from "./store/job-store.js";
 
@@ -20,9 +21,11 @@ export interface KumoDeps {
 export function createDeps(config: KumoConfig, overrides: Partial<KumoDeps> = {}): KumoDeps {
   return {
     config,
-    store:
+    store: boundedStore(
       overrides.store ??
-      FirestoreJobStore.fromEnv({ projectId: config.project, databaseId: config.firestoreDatabaseId, leaseMs: config.launchLeaseMs }),
+        FirestoreJobStore.fromEnv({ projectId: config.project, databaseId: config.firestoreDatabaseId, leaseMs: config.launchLeaseMs }),
+      config.storeTimeoutMs,
+    ),
     launcher: overrides.launcher ?? CloudRunLauncher.fromEndpoint(config.cloudRunApiEndpoint),
     settings: overrides.settings ?? new SettingsLoader(config.settingsTtlMs),
     // Group visibility changes rarely and a wrong cache only delays, never misroutes: 5 minutes at least.

@@ -5,6 +5,9 @@ import { deleteRunner, generateJitRunner, runnerName, type JitRunner } from "../
 import type { Octokit } from "../github/octokit.js";
 import type { JobRecord, RunnerTarget } from "../store/job-store.js";
 
+/** A deferred job is not re-claimed by duplicate deliveries for this long; reconcile takes it after. */
+const DEFER_MS = 10_000;
+
 export type LaunchOutcome =
   | { launched: true; runnerName: string; execution: string }
   /** deferred: not a failure; the job waits for capacity or JIT budget, and reconcile launches it. */
@@ -27,19 +30,20 @@ export async function launchRunner(
     const live = await deps.store.countLive(target, jobId);
     if (live >= target.maxRunners) {
       const reason = `maxRunners ${target.maxRunners} of [${target.labels.join(", ")}] reached; launched when a runner frees`;
-      await deps.store.markNotLaunched(jobId, attempt, { state: "waiting", reason });
+      await deps.store.markNotLaunched(jobId, attempt, { state: "waiting", reason, retryAfterMs: DEFER_MS });
       log.info({ attempt, live }, reason);
       return { launched: false, state: "waiting", reason, deferred: true };
     }
   }
   if (!(await deps.pacer.acquire())) {
     const reason = "JIT registration budget of this instance is used up; reconcile launches the job";
-    await deps.store.markNotLaunched(jobId, attempt, { state: "pending", reason });
+    await deps.store.markNotLaunched(jobId, attempt, { state: "pending", reason, retryAfterMs: DEFER_MS });
     log.warn({ attempt }, reason);
     return { launched: false, state: "pending", reason, deferred: true };
   }
 
   let runner: JitRunner | undefined;
+  let execution: string | undefined;
   const started = performance.now();
   try {
     runner = await generateJitRunner(octokit, {
@@ -49,19 +53,39 @@ export async function launchRunner(
       labels: target.labels,
     });
     const jitMs = Math.round(performance.now() - started);
-    const { execution } = await deps.launcher.launch(target.job, runner.encodedJitConfig);
+    execution = (await deps.launcher.launch(target.job, runner.encodedJitConfig)).execution;
     const runJobMs = Math.round(performance.now() - started) - jitMs;
-    await deps.store.markLaunched(jobId, attempt, { runnerId: runner.runnerId, runnerName: runner.runnerName, execution });
+    try {
+      await deps.store.markLaunched(jobId, attempt, { runnerId: runner.runnerId, runnerName: runner.runnerName, execution });
+    } catch (error) {
+      // A runner nobody knows of would be neither watched nor cleaned up: undo the launch.
+      throw new LaunchError(`runner started but not recorded (${(error as Error).message}); launch undone`, true);
+    }
     log.info({ attempt, runnerName: runner.runnerName, runnerId: runner.runnerId, execution, jitMs, runJobMs }, "runner launched");
     return { launched: true, runnerName: runner.runnerName, execution };
   } catch (error) {
     const failure = error instanceof LaunchError ? error : new LaunchError(String((error as Error)?.message ?? error), true);
     if (failure.retryAfterMs) deps.pacer.pause(failure.retryAfterMs);
+    if (execution) await cancelExecution(deps, log, execution);
     if (runner) await removeRegistration(octokit, log, record.org, runner);
     const state = failure.retryable ? "pending" : "failed";
-    await deps.store.markNotLaunched(jobId, attempt, { state, reason: failure.message, retryAfterMs: failure.retryAfterMs });
+    try {
+      await deps.store.markNotLaunched(jobId, attempt, { state, reason: failure.message, retryAfterMs: failure.retryAfterMs });
+    } catch (storeError) {
+      // The claim stays; reconcile takes it over when its lease expires.
+      log.warn({ err: (storeError as Error).message }, "could not record the failed launch");
+    }
     log.error({ attempt, state, reason: failure.message }, "runner not launched");
     return { launched: false, state, reason: failure.message };
+  }
+}
+
+async function cancelExecution(deps: Pick<KumoDeps, "launcher">, log: Logger, execution: string): Promise<void> {
+  try {
+    await deps.launcher.cancel(execution);
+  } catch (error) {
+    // Without its registration the runner cannot start a job; the execution ends by itself.
+    log.warn({ execution, err: (error as Error).message }, "could not cancel the execution of an undone launch");
   }
 }
 

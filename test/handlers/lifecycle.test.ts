@@ -88,12 +88,13 @@ describe("job lifecycle", () => {
     expect(gh.jitRequests).toHaveLength(1);
     expect(await h.deps.store.get(second)).toMatchObject({ state: "waiting", lastError: expect.stringMatching(/maxRunners 1/) });
 
-    // Still at the cap: the pass leaves it waiting (no JIT call).
+    // Duplicates do not re-check the cap for 10 s; the next pass does (a minute later).
+    const nextPass = new Date(Date.now() + 60_000);
     track(mockGitHub().hasJob(`${ORG}/${REPO}`, second, "queued", {}, 2).hasRunners([]));
-    expect((await reconcileWith(h, {}, [unfinishedLaunches]))[0]!.counts).toMatchObject({ waiting: 1, launched: 0 });
+    expect((await reconcileWith(h, {}, [unfinishedLaunches], nextPass))[0]!.counts).toMatchObject({ waiting: 1, launched: 0 });
 
     await h.deliver("workflow_job", workflowJobPayload("completed", { id: first, labels: ["kumo", "small"] }));
-    expect((await reconcileWith(h, {}, [unfinishedLaunches]))[0]!.counts).toMatchObject({ launched: 1 });
+    expect((await reconcileWith(h, {}, [unfinishedLaunches], nextPass))[0]!.counts).toMatchObject({ launched: 1 });
     expect(gh.jitRequests).toHaveLength(2);
     expect(cr.runJobCalls).toHaveLength(2);
     expect(await h.deps.store.get(second)).toMatchObject({ state: "launched" });

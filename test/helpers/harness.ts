@@ -58,8 +58,14 @@ export class LogCapture {
 }
 
 /** One reconcile pass (or the given steps) with this harness's app, store and launcher. */
-export async function reconcileWith(h: Harness, options: Partial<ReconcileOptions> = {}, steps?: Array<(ctx: ReconcileContext) => Promise<StepSummary>>) {
+export async function reconcileWith(
+  h: Harness,
+  options: Partial<ReconcileOptions> = {},
+  steps?: Array<(ctx: ReconcileContext) => Promise<StepSummary>>,
+  now?: Date,
+) {
   const ctx = await reconcileContext(h.probot, h.deps, options);
+  if (now) ctx.now = now;
   if (!steps) return reconcile(ctx);
   const summaries: StepSummary[] = [];
   for (const step of steps) summaries.push(await step(ctx));
@@ -82,8 +88,7 @@ export function createHarness(options: { store?: FirestoreJobStore; env?: Record
     privateKey: PRIVATE_KEY,
     secret: WEBHOOK_SECRET,
     log,
-    // Production's Octokit, minus plugin-retry's sleeps.
-    Octokit: KumoOctokit.defaults((o: Record<string, any>) => ({ ...o, retry: { enabled: false } })),
+    Octokit: KumoOctokit,
   });
   const config = readConfig({ ...TEST_ENV, ...options.env });
   const deps = createDeps(config, { store: options.store ?? emulatorStore(config.launchLeaseMs), ...options.deps });

@@ -16,14 +16,18 @@ async function freePort() {
   });
 }
 
-/** Resolves to {host, stop()} once the emulator answers. */
-export async function startFirestoreEmulator({ timeoutMs = 60_000 } = {}) {
-  const port = await freePort();
+/**
+ * Resolves to {host, port, stop(), exportTo(dir)} once the emulator answers.
+ * `importData` (an export's .overall_export_metadata file) starts it with that data.
+ */
+export async function startFirestoreEmulator({ timeoutMs = 60_000, port: wanted, importData } = {}) {
+  const port = wanted ?? (await freePort());
   const host = `127.0.0.1:${port}`;
   const bin = process.env.FIRESTORE_EMULATOR_BIN ?? (existsSync(BUNDLED) ? BUNDLED : undefined);
+  const extra = importData ? [`--import-data=${importData}`] : [];
   const [cmd, args] = bin
-    ? [bin, ["start", "--host=127.0.0.1", `--port=${port}`]]
-    : ["gcloud", ["emulators", "firestore", "start", `--host-port=${host}`, "--quiet"]];
+    ? [bin, ["start", "--host=127.0.0.1", `--port=${port}`, ...extra]]
+    : ["gcloud", ["emulators", "firestore", "start", `--host-port=${host}`, "--quiet", ...extra]];
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   child.stdout.on("data", (d) => (output += d));
@@ -46,6 +50,19 @@ export async function startFirestoreEmulator({ timeoutMs = 60_000 } = {}) {
   }
   return {
     host,
+    port,
+    /** Exports a project's data; returns the metadata file to import it from. */
+    async exportTo(dir, projectId) {
+      const res = await fetch(`http://${host}/emulator/v1/projects/${projectId}:export`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ database: `projects/${projectId}/databases/(default)`, export_directory: dir }),
+      });
+      if (!res.ok) throw new Error(`emulator export failed: ${res.status} ${await res.text()}`);
+      const { readdirSync } = await import("node:fs");
+      const sub = readdirSync(dir).find((d) => d.startsWith("firestore_export"));
+      return `${dir}/${sub}/${sub}.overall_export_metadata`;
+    },
     async stop() {
       if (child.exitCode !== null) return;
       // The emulator is a Java process under a wrapper script: end the whole group.
@@ -53,6 +70,15 @@ export async function startFirestoreEmulator({ timeoutMs = 60_000 } = {}) {
       const timer = setTimeout(() => child.exitCode === null && process.kill(-child.pid, "SIGKILL"), 5000);
       await exited;
       clearTimeout(timer);
+      // The JVM may still answer while it shuts down: wait until the port is closed.
+      for (let i = 0; i < 100; i++) {
+        try {
+          await fetch(`http://${host}/`);
+          await new Promise((r) => setTimeout(r, 100));
+        } catch {
+          break;
+        }
+      }
     },
   };
 }
