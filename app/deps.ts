@@ -4,21 +4,21 @@ import { RunnerGroupResolver } from "./github/runner-groups.js";
 import { CloudRunLauncher } from "./launcher/cloud-run-launcher.js";
 import type { Launcher } from "./launcher/launcher.js";
 import { SettingsLoader } from "./settings/load.js";
-import { boundedStore } from "./store/bounded-store.js";
+import { boundedStore, type BoundedStore } from "./store/bounded-store.js";
 import { FirestoreJobStore } from "./store/firestore-job-store.js";
 import type { JobStore } from "./store/job-store.js";
 
 /** Everything a handler does I/O with; tests pass their own. */
 export interface KumoDeps {
   config: KumoConfig;
-  store: JobStore;
+  store: BoundedStore;
   launcher: Launcher;
   settings: SettingsLoader;
   groups: RunnerGroupResolver;
   pacer: JitPacer;
 }
 
-export function createDeps(config: KumoConfig, overrides: Partial<KumoDeps> = {}): KumoDeps {
+export function createDeps(config: KumoConfig, overrides: Partial<Omit<KumoDeps, "store">> & { store?: JobStore } = {}): KumoDeps {
   return {
     config,
     store: boundedStore(

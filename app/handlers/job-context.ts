@@ -1,4 +1,5 @@
 import type { Context, Logger } from "probot";
+import { z } from "zod";
 import type { KumoDeps } from "../deps.js";
 import { matchRunnerSpec } from "../labels.js";
 import type { RunnerSpec } from "../settings/schema.js";
@@ -12,8 +13,28 @@ export function organizationOf(payload: WorkflowJobContext["payload"]): string |
   return owner.type === "Organization" ? owner.login : undefined;
 }
 
-export function jobLogger(context: WorkflowJobContext): Logger {
-  const { workflow_job: job, repository } = context.payload;
+// The fields Kumo relies on; a signed but malformed payload is logged and ignored, never a crash.
+const WorkflowJobPayload = z.object({
+  workflow_job: z.object({
+    id: z.number().int().positive(),
+    run_id: z.number().int(),
+    // Older payloads (and some of GitHub's examples) carry neither of these.
+    run_attempt: z.number().int().optional(),
+    labels: z.array(z.string()),
+    created_at: z.string().optional(),
+  }),
+  repository: z.object({ name: z.string().min(1), full_name: z.string().min(1), owner: z.object({ login: z.string(), type: z.string() }) }),
+});
+
+/** A logger carrying the job's fields, or undefined (logged) when the payload lacks what Kumo needs. */
+export function jobLogger(context: WorkflowJobContext): Logger | undefined {
+  const parsed = WorkflowJobPayload.safeParse(context.payload);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`);
+    context.log.warn({ deliveryId: context.id, action: context.payload?.action, problems }, "malformed workflow_job payload ignored");
+    return undefined;
+  }
+  const { workflow_job: job, repository } = parsed.data;
   return context.log.child({ jobId: job.id, runId: job.run_id, repo: repository.full_name, deliveryId: context.id });
 }
 

@@ -11,6 +11,7 @@ import { jobLogger, specForJob } from "./job-context.js";
 export function workflowJobProgress(deps: KumoDeps) {
   return async (context: Context<"workflow_job.in_progress" | "workflow_job.completed">): Promise<void> => {
     const log = jobLogger(context);
+    if (!log) return;
     // Only jobs Kumo serves get a record: GitHub-hosted jobs send these events too.
     const match = await specForJob(deps, context, log);
     if (!match) return;
@@ -22,7 +23,7 @@ export function workflowJobProgress(deps: KumoDeps) {
       org: match.org,
       repo: repository.full_name,
       runId: job.run_id,
-      runAttempt: job.run_attempt,
+      runAttempt: job.run_attempt ?? 1,
       labels: job.labels,
       ...(job.runner_id ? { runnerId: job.runner_id } : {}),
       ...(job.runner_name ? { runnerName: job.runner_name } : {}),

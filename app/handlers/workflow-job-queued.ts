@@ -12,6 +12,7 @@ import { jobLogger, specForJob } from "./job-context.js";
 export function workflowJobQueued(deps: KumoDeps) {
   return async (context: Context<"workflow_job.queued">): Promise<void> => {
     const log = jobLogger(context);
+    if (!log) return;
     const match = await specForJob(deps, context, log);
     if (!match) return;
     const { org, installationId, spec } = match;
@@ -33,14 +34,14 @@ export function workflowJobQueued(deps: KumoDeps) {
     const claim = await deps.store.claim({
       jobId: job.id,
       runId: job.run_id,
-      runAttempt: job.run_attempt,
+      runAttempt: job.run_attempt ?? 1,
       installationId,
       org,
       repo: repository.full_name,
       labels: job.labels,
       target: { labels: spec.labels, group: spec.group, groupId, job: jobResource, ...(spec.maxRunners ? { maxRunners: spec.maxRunners } : {}) },
       deliveryId: context.id,
-      createdAt: new Date(job.created_at),
+      ...(job.created_at ? { createdAt: new Date(job.created_at) } : {}),
     });
     if (!claim.claimed) {
       log.info({ state: claim.record.state, attempts: claim.record.attempts }, "job already handled: duplicate or late delivery");

@@ -124,5 +124,37 @@ describe("entry points", () => {
       expect(status).toBeGreaterThanOrEqual(400);
       expect(status).toBeLessThan(500);
     });
+
+    const valid = () => workflowJobPayload("queued", { id: nextJobId++, labels: ["kumo", "small"] });
+    const withoutJob = () => {
+      const { workflow_job: _job, ...rest } = valid();
+      return rest;
+    };
+    const withoutInstallation = () => {
+      const { installation: _i, ...rest } = valid();
+      return rest;
+    };
+    test.each([
+      ["a truncated body", () => JSON.stringify(valid()).slice(0, 200), "workflow_job", [400]],
+      ["a payload without workflow_job", () => JSON.stringify(withoutJob()), "workflow_job", [200]],
+      ["a payload without installation", () => JSON.stringify(withoutInstallation()), "workflow_job", [200]],
+      ["10,000 labels", () => JSON.stringify({ ...valid(), workflow_job: { ...valid().workflow_job, labels: Array.from({ length: 10_000 }, (_, i) => `l${i}`) } }), "workflow_job", [200]],
+      // Signed by GitHub, so processed like any delivery: here a GitHub-hosted job, ignored.
+      ["a 5 MB body", () => JSON.stringify({ ...valid(), workflow_job: { ...valid().workflow_job, labels: ["ubuntu-latest"] }, padding: "x".repeat(5 * 1024 * 1024) }), "workflow_job", [200]],
+      ["an unknown action", () => JSON.stringify({ ...valid(), action: "teleported" }), "workflow_job", [200]],
+      ["an unknown event", () => JSON.stringify(valid()), "weather_report", [200, 400]],
+      ["not JSON at all", () => "<xml/>", "workflow_job", [400]],
+    ])("%s → a clear 4xx or an ignored event; nothing is created and the server keeps serving", async (_name, body, event, statuses) => {
+      // Settings may be read (the job is not known to be unserved before); nothing else may be called.
+      const gh = mockGitHub();
+      gh.scope.post(/access_tokens/).optionally().reply(201, { token: "ghs_x", expires_at: new Date(Date.now() + 3_600_000).toISOString() });
+      gh.scope.get(/contents/).optionally().reply(200, SETTINGS_YAML, { "content-type": "application/vnd.github.v3.raw; charset=utf-8" });
+      const text = body();
+      const res = await fetch(`${base}/api/github/webhooks`, { method: "POST", headers: { ...signedDelivery(text), "x-github-event": event }, body: text });
+      expect(statuses).toContain(res.status);
+      expect((await fetch(`${base}/ping`)).status).toBe(200);
+      // No runner group, JIT or Cloud Run call was made (they would fail with "no match" and answer 500).
+      expect(res.status).not.toBe(500);
+    });
   });
 });

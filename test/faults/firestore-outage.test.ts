@@ -26,8 +26,10 @@ describe("faults: the Firestore emulator stops and restarts mid-run", () => {
     nock.enableNetConnect("127.0.0.1");
   });
   const clients: Firestore[] = [];
+  const harnesses: Array<ReturnType<typeof createHarness>> = [];
   afterAll(async () => {
-    // The first client still retries the writes it sent into the outage; stop it.
+    // Writes sent into the outage are still retried by the first client: let them land first.
+    await Promise.all(harnesses.map((h) => h.deps.store.drain(30_000)));
     await Promise.all(clients.map((c) => c.terminate()));
     nock.cleanAll();
     nock.enableNetConnect();
@@ -43,6 +45,7 @@ describe("faults: the Firestore emulator stops and restarts mid-run", () => {
       return new FirestoreJobStore(db, 1_000);
     };
     const h = createHarness({ store: store(), env: { KUMO_STORE_TIMEOUT_MS: "1500" } });
+    harnesses.push(h);
     const before = jobIds(5);
     const during = jobIds(5);
     await Promise.all(before.map((id) => world.deliver(h, queued(id))));
@@ -58,6 +61,7 @@ describe("faults: the Firestore emulator stops and restarts mid-run", () => {
     emulator = await startFirestoreEmulator({ port: emulator.port, importData: saved });
     // A fresh instance after the outage (the old one may hold broken connections; either is fine).
     const after = createHarness({ store: store() });
+    harnesses.push(after);
     await reconcileWith(after);
     await world.flushRedeliveries(after);
 

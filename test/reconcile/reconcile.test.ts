@@ -4,8 +4,7 @@ import { lostWebhooks } from "../../app/reconcile/lost-webhooks.js";
 import { staleRunners } from "../../app/reconcile/stale-runners.js";
 import { stalledLaunches } from "../../app/reconcile/stalled-launches.js";
 import { unfinishedLaunches } from "../../app/reconcile/unfinished-launches.js";
-import type { FirestoreJobStore } from "../../app/store/firestore-job-store.js";
-import type { NewJob } from "../../app/store/job-store.js";
+import type { JobStore, NewJob } from "../../app/store/job-store.js";
 import { mockCloudRun } from "../helpers/cloud-run.js";
 import { INSTALLATION_ID, ORG, REPO, SETTINGS_YAML, workflowJobPayload } from "../helpers/fixtures.js";
 import { mockGitHub } from "../helpers/github.js";
@@ -33,7 +32,7 @@ function newJob(jobId: number, extra: Partial<NewJob["target"]> = {}): NewJob {
 }
 
 /** A job launched `minutes` ago whose runner is `runnerName`. */
-async function seedLaunched(store: FirestoreJobStore, jobId: number, minutes: number, runner: { runnerId: number; runnerName: string; execution: string }) {
+async function seedLaunched(store: JobStore, jobId: number, minutes: number, runner: { runnerId: number; runnerName: string; execution: string }) {
   await store.claim(newJob(jobId), minutesAgo(minutes));
   await store.markLaunched(jobId, 1, runner, minutesAgo(minutes));
 }
@@ -98,9 +97,9 @@ describe("reconcile", () => {
     const ended = newJobId();
     const running = newJobId();
     const exhausted = newJobId();
-    await seedLaunched(h.deps.store as FirestoreJobStore, ended, 10, { runnerId: 51, runnerName: `kumo-${ended}-1-aaaaaa`, execution: `${SMALL_JOB}/executions/e-ended` });
-    await seedLaunched(h.deps.store as FirestoreJobStore, running, 10, { runnerId: 52, runnerName: `kumo-${running}-1-bbbbbb`, execution: `${SMALL_JOB}/executions/e-running` });
-    await seedLaunched(h.deps.store as FirestoreJobStore, exhausted, 10, { runnerId: 53, runnerName: `kumo-${exhausted}-1-cccccc`, execution: `${SMALL_JOB}/executions/e-gone` });
+    await seedLaunched(h.deps.store, ended, 10, { runnerId: 51, runnerName: `kumo-${ended}-1-aaaaaa`, execution: `${SMALL_JOB}/executions/e-ended` });
+    await seedLaunched(h.deps.store, running, 10, { runnerId: 52, runnerName: `kumo-${running}-1-bbbbbb`, execution: `${SMALL_JOB}/executions/e-running` });
+    await seedLaunched(h.deps.store, exhausted, 10, { runnerId: 53, runnerName: `kumo-${exhausted}-1-cccccc`, execution: `${SMALL_JOB}/executions/e-gone` });
     const gh = track(
       mockGitHub()
         .canGetToken()
@@ -130,7 +129,7 @@ describe("reconcile", () => {
   test("a launch that never came up gets a new runner while attempts remain", async () => {
     const h = createHarness();
     const jobId = newJobId();
-    await seedLaunched(h.deps.store as FirestoreJobStore, jobId, 10, { runnerId: 61, runnerName: `kumo-${jobId}-1-dddddd`, execution: `${SMALL_JOB}/executions/e-1` });
+    await seedLaunched(h.deps.store, jobId, 10, { runnerId: 61, runnerName: `kumo-${jobId}-1-dddddd`, execution: `${SMALL_JOB}/executions/e-1` });
     const gh = track(mockGitHub().canGetToken().hasJob(FULL_REPO, jobId, "queued").deletesRunner(61, 404).generatesJitConfig(1));
     const cr = track(mockCloudRun().hasExecution(`${SMALL_JOB}/executions/e-1`, { succeededCount: 1, completionTime: new Date().toISOString() }).runsJob(1));
 
