@@ -1,7 +1,7 @@
-import type { KumoRunner } from "../github/jit-runners.js";
+import { listKumoRunners, type KumoRunner } from "../github/jit-runners.js";
 import { retireRunner } from "../launch/retire-runner.js";
 import type { JobRecord } from "../store/job-store.js";
-import { kumoRunners, outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
+import { outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
 
 /**
  * Step 3: registrations of ours that no queued job needs — their job ran on
@@ -16,7 +16,8 @@ export async function staleRunners(ctx: ReconcileContext): Promise<StepSummary> 
     const log = ctx.log.child({ org: installation.org });
     try {
       const octokit = await ctx.octokitFor(installation.id);
-      const runners = await kumoRunners(ctx, octokit, installation.org);
+      // Listed afresh: step 1 of this pass may have deleted and registered runners.
+      const runners = await listKumoRunners(octokit, installation.org, ctx.deps.config.runnerPrefix);
       counts.runners += runners.length;
       for (const runner of runners) {
         if (outOfTime(ctx)) break;
