@@ -69,24 +69,10 @@ export class FirestoreJobStore implements JobStore {
     }
     const existing = toRecord(await ref.get());
     if (!existing || !isLaunchable(existing, now)) return { claimed: false, record: existing ?? fresh };
-    const result = await this.db.runTransaction(async (tx) => {
-      const current = toRecord(await tx.get(ref));
-      if (!current || !isLaunchable(current, now)) return { claimed: false as const, record: current ?? fresh };
-      const next: JobRecord = {
-        ...current,
-        target: current.target ?? job.target,
-        deliveryId: job.deliveryId ?? current.deliveryId,
-        state: "claimed",
-        attempts: current.attempts + 1,
-        claimedAt: now,
-        leaseUntil: new Date(now.getTime() + this.leaseMs),
-        updatedAt: now,
-      };
-      tx.set(ref, next);
-      return { claimed: true as const, record: next };
+    return this.claimAgain(job.jobId, now, (current) => isLaunchable(current, now), {
+      target: existing.target ?? job.target,
+      deliveryId: job.deliveryId ?? existing.deliveryId,
     });
-    this.ownClaims.delete(job.jobId);
-    return result;
   }
 
   async markLaunched(jobId: number, attempt: number, runner: LaunchedRunner, now = new Date()): Promise<void> {
@@ -152,15 +138,23 @@ export class FirestoreJobStore implements JobStore {
   }
 
   async reclaim(seen: Pick<JobRecord, "jobId" | "state" | "attempts">, now = new Date()): Promise<ClaimResult> {
-    const ref = this.jobs.doc(String(seen.jobId));
-    const result = await this.db.runTransaction(async (tx) => {
-      const current = toRecord(await tx.get(ref));
-      if (!current) throw new Error(`job ${seen.jobId} has no record`);
+    return this.claimAgain(seen.jobId, now, (current) => {
       const unchanged = current.state === seen.state && current.attempts === seen.attempts;
       const leased = current.leaseUntil && current.leaseUntil.getTime() > now.getTime();
-      if (!unchanged || leased || !current.target) return { claimed: false as const, record: current };
+      return unchanged && !leased && Boolean(current.target);
+    });
+  }
+
+  /** A new launch attempt on an existing record, in a transaction, if `allowed` still holds for it. */
+  private async claimAgain(jobId: number, now: Date, allowed: (current: JobRecord) => boolean, fill: Partial<JobRecord> = {}): Promise<ClaimResult> {
+    const ref = this.jobs.doc(String(jobId));
+    const result = await this.db.runTransaction(async (tx) => {
+      const current = toRecord(await tx.get(ref));
+      if (!current) throw new Error(`job ${jobId} has no record`);
+      if (!allowed(current)) return { claimed: false as const, record: current };
       const next: JobRecord = {
         ...current,
+        ...fill,
         state: "claimed",
         attempts: current.attempts + 1,
         claimedAt: now,
@@ -170,7 +164,7 @@ export class FirestoreJobStore implements JobStore {
       tx.set(ref, next);
       return { claimed: true as const, record: next };
     });
-    this.ownClaims.delete(seen.jobId);
+    this.ownClaims.delete(jobId);
     return result;
   }
 

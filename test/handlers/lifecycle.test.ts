@@ -1,9 +1,9 @@
-import { afterEach, describe, expect, test } from "@jest/globals";
+import { describe, expect, test } from "@jest/globals";
 import { unfinishedLaunches } from "../../app/reconcile/unfinished-launches.js";
 import { mockCloudRun } from "../helpers/cloud-run.js";
 import { ORG, REPO, SETTINGS_YAML, workflowJobPayload } from "../helpers/fixtures.js";
 import { mockGitHub } from "../helpers/github.js";
-import { createHarness, reconcileWith, useNock } from "../helpers/harness.js";
+import { createHarness, trackMocks, reconcileWith, useNock } from "../helpers/harness.js";
 
 useNock();
 
@@ -19,12 +19,7 @@ function cancelledWhileQueued(jobId: number) {
 }
 
 describe("job lifecycle", () => {
-  let mocks: Array<{ done(): void }> = [];
-  const track = <T extends { done(): void }>(m: T): T => (mocks.push(m), m);
-  afterEach(() => {
-    for (const m of mocks) m.done();
-    mocks = [];
-  });
+  const track = trackMocks();
 
   test("in_progress and completed keep the runner that took the job and the timestamps", async () => {
     const h = createHarness();

@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, test } from "@jest/globals";
+import { describe, expect, test } from "@jest/globals";
 import { mockCloudRun } from "../helpers/cloud-run.js";
 import { REPO, SETTINGS_YAML, deliveryId, workflowJobPayload } from "../helpers/fixtures.js";
 import { mockGitHub } from "../helpers/github.js";
-import { createHarness, emulatorStore, useNock } from "../helpers/harness.js";
+import { createHarness, trackMocks, emulatorStore, useNock } from "../helpers/harness.js";
 
 useNock();
 
@@ -11,12 +11,7 @@ const newJobId = () => nextJobId++;
 const groups = [{ id: 7, name: "cloudrun" }];
 
 describe("duplicate, concurrent and out-of-order deliveries", () => {
-  let mocks: Array<{ done(): void }> = [];
-  const track = <T extends { done(): void }>(m: T): T => (mocks.push(m), m);
-  afterEach(() => {
-    for (const m of mocks) m.done();
-    mocks = [];
-  });
+  const track = trackMocks();
 
   test("the same delivery 5 times in sequence starts one runner", async () => {
     const h = createHarness();

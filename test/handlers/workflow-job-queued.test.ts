@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, test } from "@jest/globals";
+import { describe, expect, test } from "@jest/globals";
 import { mockCloudRun } from "../helpers/cloud-run.js";
 import { ORG, REPO, SETTINGS_YAML, deliveryId, workflowJobPayload } from "../helpers/fixtures.js";
 import { jitConfigFor, mockGitHub } from "../helpers/github.js";
-import { createHarness, useNock } from "../helpers/harness.js";
+import { createHarness, trackMocks, useNock } from "../helpers/harness.js";
 
 useNock();
 
@@ -19,13 +19,7 @@ function gitHubWithSettings(repo = REPO) {
 }
 
 describe("workflow_job.queued", () => {
-  let mocks: Array<{ done(): void }> = [];
-  const track = <T extends { done(): void }>(m: T): T => (mocks.push(m), m);
-  afterEach(() => {
-    // Every interceptor a test set up must have been used.
-    for (const m of mocks) m.done();
-    mocks = [];
-  });
+  const track = trackMocks();
 
   test("launches one runner: exact JIT request without self-hosted, runJob with only the JIT config", async () => {
     const h = createHarness();

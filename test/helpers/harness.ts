@@ -112,3 +112,17 @@ export function useNock(): void {
     nock.enableNetConnect();
   });
 }
+
+/**
+ * Collects a test's nock scenarios; after each test, every interceptor they set
+ * up must have been used.
+ */
+export function trackMocks(): <T extends { done(): void }>(mock: T) => T {
+  let mocks: Array<{ done(): void }> = [];
+  afterEach(() => {
+    const used = mocks;
+    mocks = [];
+    for (const m of used) m.done();
+  });
+  return (mock) => (mocks.push(mock), mock);
+}

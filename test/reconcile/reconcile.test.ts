@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "@jest/globals";
+import { describe, expect, test } from "@jest/globals";
 import { formatSummary } from "../../app/reconcile/reconcile.js";
 import { lostWebhooks } from "../../app/reconcile/lost-webhooks.js";
 import { staleRunners } from "../../app/reconcile/stale-runners.js";
@@ -8,7 +8,7 @@ import type { JobStore, NewJob } from "../../app/store/job-store.js";
 import { mockCloudRun } from "../helpers/cloud-run.js";
 import { INSTALLATION_ID, ORG, REPO, SETTINGS_YAML, workflowJobPayload } from "../helpers/fixtures.js";
 import { mockGitHub } from "../helpers/github.js";
-import { createHarness, emulatorStore, reconcileWith, useNock } from "../helpers/harness.js";
+import { createHarness, trackMocks, emulatorStore, reconcileWith, useNock } from "../helpers/harness.js";
 
 useNock();
 
@@ -38,12 +38,7 @@ async function seedLaunched(store: JobStore, jobId: number, minutes: number, run
 }
 
 describe("reconcile", () => {
-  let mocks: Array<{ done(): void }> = [];
-  const track = <T extends { done(): void }>(m: T): T => (mocks.push(m), m);
-  afterEach(() => {
-    for (const m of mocks) m.done();
-    mocks = [];
-  });
+  const track = trackMocks();
 
   test("runJob failed and the registration was left behind: the pass deletes it and leaves exactly one live runner", async () => {
     const h = createHarness();
