@@ -14,7 +14,15 @@ export function kumo(deps: KumoDeps): ApplicationFunction {
   };
 }
 
-/** The app as `probot run` and the entry points load it: dependencies from the environment. */
+let production: KumoDeps | undefined;
+
+/** The process's dependencies from the environment, made once. */
+export function productionDeps(): KumoDeps {
+  production ??= createDeps(readConfig());
+  return production;
+}
+
+/** The app as `probot run` and the entry points load it. */
 export default function app(probot: Probot, options: ApplicationFunctionOptions): void {
-  void kumo(createDeps(readConfig()))(probot, options);
+  void kumo(productionDeps())(probot, options);
 }

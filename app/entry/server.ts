@@ -1,7 +1,7 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { run } from "probot";
-import app from "../index.js";
+import app, { productionDeps } from "../index.js";
 import { KumoOctokit } from "../github/octokit.js";
 
 /**
@@ -16,8 +16,9 @@ export function startServer() {
 const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   const server = await startServer();
-  // Cloud Run stops instances with SIGTERM; Probot itself only handles SIGINT.
+  // Cloud Run stops instances with SIGTERM and kills them 10 s later; Probot itself
+  // only handles SIGINT. Let store writes in flight land before exiting.
   process.once("SIGTERM", () => {
-    void server.stop().finally(() => process.exit(0));
+    void Promise.allSettled([server.stop(), productionDeps().store.drain(8_000)]).finally(() => process.exit(0));
   });
 }
