@@ -110,7 +110,8 @@ describe("entry points", () => {
     });
 
     test("a signed real webhook → 200, and the fast path launches a runner", async () => {
-      const gh = mockGitHub().canGetToken().hasSettings(SETTINGS_YAML).hasRunnerGroups(REPO, [{ id: 7, name: "cloudrun" }]).generatesJitConfig();
+      // Settings and runner groups were cached by the process's dependencies, shared with the function entry above.
+      const gh = mockGitHub().canGetToken().generatesJitConfig();
       const cr = mockCloudRun().runsJob();
       const { status } = await deliverQueued(`${base}/api/github/webhooks`);
       expect(status).toBe(200);
