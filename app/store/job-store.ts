@@ -122,6 +122,3 @@ export interface JobStore {
   /** Counts one redelivery of a webhook guid; false (and nothing counted) once `max` were made. */
   takeRedelivery(guid: string, max: number, now?: Date): Promise<boolean>;
 }
-
-/** States in which the job may still need a runner of ours. */
-export const OPEN_STATES: readonly JobState[] = ["claimed", "launched", "waiting", "pending"];
