@@ -41,7 +41,7 @@ export function workflowJobProgress(deps: KumoDeps) {
         runnerId: record.runnerId,
         runnerName: record.runnerName,
         ...(record.execution ? { execution: record.execution } : {}),
-      });
+      }, "job cancelled before any runner took it");
     }
   };
 }

@@ -1,9 +1,10 @@
 import type { Logger } from "probot";
 import type { KumoDeps } from "../deps.js";
 import { LaunchError } from "../errors.js";
-import { deleteRunner, generateJitRunner, runnerName, type JitRunner } from "../github/jit-runners.js";
+import { generateJitRunner, runnerName, type JitRunner } from "../github/jit-runners.js";
 import type { Octokit } from "../github/octokit.js";
 import type { JobRecord, RunnerTarget } from "../store/job-store.js";
+import { retireRunner } from "./retire-runner.js";
 
 /** A deferred job is not re-claimed by duplicate deliveries for this long; reconcile takes it after. */
 const DEFER_MS = 10_000;
@@ -66,8 +67,7 @@ export async function launchRunner(
   } catch (error) {
     const failure = error instanceof LaunchError ? error : new LaunchError(String((error as Error)?.message ?? error), true);
     if (failure.retryAfterMs) deps.pacer.pause(failure.retryAfterMs);
-    if (execution) await cancelExecution(deps, log, execution);
-    if (runner) await removeRegistration(octokit, log, record.org, runner);
+    if (runner) await undo(deps, octokit, log, { org: record.org, runnerId: runner.runnerId, runnerName: runner.runnerName, ...(execution ? { execution } : {}) });
     const state = failure.retryable ? "pending" : "failed";
     try {
       await deps.store.markNotLaunched(jobId, attempt, { state, reason: failure.message, retryAfterMs: failure.retryAfterMs });
@@ -80,21 +80,11 @@ export async function launchRunner(
   }
 }
 
-async function cancelExecution(deps: Pick<KumoDeps, "launcher">, log: Logger, execution: string): Promise<void> {
+/** Removes the registration (and execution) of a launch that did not complete; reconcile deletes what this misses. */
+async function undo(deps: Pick<KumoDeps, "launcher">, octokit: Octokit, log: Logger, runner: Parameters<typeof retireRunner>[3]): Promise<void> {
   try {
-    await deps.launcher.cancel(execution);
+    await retireRunner(deps, octokit, log, runner, "launch undone");
   } catch (error) {
-    // Without its registration the runner cannot start a job; the execution ends by itself.
-    log.warn({ execution, err: (error as Error).message }, "could not cancel the execution of an undone launch");
-  }
-}
-
-async function removeRegistration(octokit: Octokit, log: Logger, org: string, runner: JitRunner): Promise<void> {
-  try {
-    await deleteRunner(octokit, org, runner.runnerId);
-    log.info({ runnerName: runner.runnerName, runnerId: runner.runnerId }, "deleted the registration of a runner that never started");
-  } catch (error) {
-    // Reconcile deletes stale registrations carrying our prefix.
-    log.warn({ runnerName: runner.runnerName, err: (error as Error).message }, "could not delete registration; reconcile will");
+    log.warn({ runnerName: runner.runnerName, err: (error as Error).message }, "could not remove the runner of an undone launch; reconcile will");
   }
 }

@@ -1,6 +1,5 @@
 import type { Logger } from "probot";
 import type { KumoDeps } from "../deps.js";
-import { listKumoRunners, type KumoRunner } from "../github/jit-runners.js";
 import type { GitHubJob } from "../github/jobs.js";
 import type { Octokit } from "../github/octokit.js";
 import type { JobRecord } from "../store/job-store.js";
@@ -55,7 +54,7 @@ export function outOfTime(ctx: ReconcileContext): boolean {
   return Date.now() - ctx.now.getTime() > ctx.options.budgetMs;
 }
 
-/** GitHub says the job no longer waits for a runner: bring the record up to date. Returns false while it still waits. */
+/** Whether GitHub still has the job queued; when it no longer waits for a runner, the record is brought up to date. */
 export async function closeIfNotQueued(ctx: ReconcileContext, record: JobRecord, job: GitHubJob | undefined): Promise<"queued" | "waiting" | "closed"> {
   if (job?.status === "queued") return "queued";
   // Waiting for an environment approval, or not yet queued: no runner needed yet.
@@ -82,13 +81,3 @@ export function jobLog(ctx: ReconcileContext, record: JobRecord): Logger {
   return ctx.log.child({ jobId: record.jobId, repo: record.repo });
 }
 
-const runnerLists = new WeakMap<ReconcileContext, Map<string, Promise<KumoRunner[]>>>();
-
-/** Kumo's runners of an org, listed once per pass. */
-export function kumoRunners(ctx: ReconcileContext, octokit: Octokit, org: string): Promise<KumoRunner[]> {
-  let lists = runnerLists.get(ctx);
-  if (!lists) runnerLists.set(ctx, (lists = new Map()));
-  let list = lists.get(org);
-  if (!list) lists.set(org, (list = listKumoRunners(octokit, org, ctx.deps.config.runnerPrefix)));
-  return list;
-}

@@ -38,7 +38,7 @@ export async function staleRunners(ctx: ReconcileContext): Promise<StepSummary> 
             runnerId: runner.id,
             runnerName: runner.name,
             ...(execution ? { execution } : {}),
-          });
+          }, "no queued job needs it");
           counts[outcome === "busy" ? "busy" : "deleted"]++;
         } catch (error) {
           counts.errors++;

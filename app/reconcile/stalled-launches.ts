@@ -1,7 +1,9 @@
 import { deleteRunner } from "../github/jit-runners.js";
 import { getJob } from "../github/jobs.js";
-import { launchRunner } from "../launch/launch-runner.js";
 import { closeIfNotQueued, jobLog, outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
+import { relaunch } from "./relaunch.js";
+
+const TALLY = { launched: "relaunched", failed: "failed", skipped: "skipped", waiting: "errors", error: "errors" } as const;
 
 /**
  * Step 2: launches that never came up. A launched record whose job is still
@@ -28,23 +30,12 @@ export async function stalledLaunches(ctx: ReconcileContext): Promise<StepSummar
         counts.running++; // the runner is up; GitHub hands the job to it or to a twin
         continue;
       }
-      const claim = await ctx.deps.store.reclaim(seen, ctx.now);
-      if (!claim.claimed) {
-        counts.skipped++;
-        continue;
-      }
       const why = execution ? `execution ${execution.failed ? "failed" : "ended"} without taking the job` : "execution not found";
       // The old registration, if GitHub has not removed it yet, would sit offline.
-      if (seen.runnerId) await deleteRunner(octokit, seen.org, seen.runnerId);
-      if (claim.record.attempts > ctx.options.maxAttempts) {
-        await ctx.deps.store.markNotLaunched(seen.jobId, claim.record.attempts, { state: "failed", reason: `gave up after ${ctx.options.maxAttempts} launch attempts: ${why}` });
-        counts.failed++;
-        log.error({ execution: seen.execution, why }, "reconcile: gave up launching a runner");
-        continue;
-      }
-      log.warn({ execution: seen.execution, why, attempt: claim.record.attempts }, "reconcile: runner never came up, relaunching");
-      const outcome = await launchRunner(ctx.deps, octokit, log, { ...claim.record, target: claim.record.target! });
-      counts[outcome.launched ? "relaunched" : "errors"]++;
+      const outcome = await relaunch(ctx, octokit, log, seen, why, async () => {
+        if (seen.runnerId) await deleteRunner(octokit, seen.org, seen.runnerId);
+      });
+      counts[TALLY[outcome]]++;
     } catch (error) {
       counts.errors++;
       log.error({ err: (error as Error).message }, "reconcile: stalled launch not repaired");

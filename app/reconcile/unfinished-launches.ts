@@ -1,8 +1,8 @@
 import { getJob } from "../github/jobs.js";
-import { deleteRunner } from "../github/jit-runners.js";
-import { launchRunner } from "../launch/launch-runner.js";
-import { isLaunchable } from "../store/firestore-job-store.js";
-import { closeIfNotQueued, jobLog, kumoRunners, outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
+import { deleteRunner, listKumoRunners, type KumoRunner } from "../github/jit-runners.js";
+import { isLaunchable } from "../store/job-store.js";
+import { closeIfNotQueued, jobLog, outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
+import { relaunch } from "./relaunch.js";
 
 /**
  * Step 1: claims whose launch never finished (crash, lease expired), launches
@@ -13,6 +13,8 @@ import { closeIfNotQueued, jobLog, kumoRunners, outOfTime, type ReconcileContext
 export async function unfinishedLaunches(ctx: ReconcileContext): Promise<StepSummary> {
   const counts = { checked: 0, launched: 0, closed: 0, waiting: 0, failed: 0, skipped: 0, errors: 0 };
   const records = await ctx.deps.store.list(["claimed", "pending", "waiting"], ctx.options.batch);
+  // Kumo's runners per org, listed once for the pass.
+  const runnersOf = new Map<string, Promise<KumoRunner[]>>();
   for (const seen of records) {
     if (outOfTime(ctx)) break;
     if (!isLaunchable(seen, ctx.now) || !seen.target) continue;
@@ -34,25 +36,14 @@ export async function unfinishedLaunches(ctx: ReconcileContext): Promise<StepSum
         counts.waiting++;
         continue;
       }
-      const claim = await ctx.deps.store.reclaim(seen, ctx.now);
-      if (!claim.claimed) {
-        counts.skipped++; // another pass or a redelivery took it
-        continue;
-      }
-      if (claim.record.attempts > ctx.options.maxAttempts) {
-        await ctx.deps.store.markNotLaunched(seen.jobId, claim.record.attempts, { state: "failed", reason: `gave up after ${ctx.options.maxAttempts} launch attempts; last: ${seen.lastError ?? "unknown"}` });
-        counts.failed++;
-        log.error({ attempts: ctx.options.maxAttempts, lastError: seen.lastError }, "reconcile: gave up launching a runner");
-        continue;
-      }
-      // A crash between generate-jitconfig and runJob leaves a registration with this job's name.
-      for (const runner of await kumoRunners(ctx, octokit, seen.org)) {
-        if (runner.jobId === seen.jobId && !runner.busy) await deleteRunner(octokit, seen.org, runner.id);
-      }
-      const outcome = await launchRunner(ctx.deps, octokit, log, { ...claim.record, target: claim.record.target! });
-      if (outcome.launched) counts.launched++;
-      else if (outcome.state === "waiting") counts.waiting++;
-      else counts.errors++;
+      const outcome = await relaunch(ctx, octokit, log, seen, seen.lastError ?? `left ${seen.state}`, async () => {
+        // A crash between generate-jitconfig and runJob leaves a registration with this job's name.
+        if (!runnersOf.has(seen.org)) runnersOf.set(seen.org, listKumoRunners(octokit, seen.org, ctx.deps.config.runnerPrefix));
+        for (const runner of await runnersOf.get(seen.org)!) {
+          if (runner.jobId === seen.jobId && !runner.busy) await deleteRunner(octokit, seen.org, runner.id);
+        }
+      });
+      counts[outcome === "error" ? "errors" : outcome]++;
     } catch (error) {
       counts.errors++;
       log.error({ err: (error as Error).message }, "reconcile: unfinished launch not repaired");

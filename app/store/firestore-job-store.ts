@@ -1,6 +1,7 @@
 import { FieldValue, Firestore, Timestamp, type DocumentData, type DocumentSnapshot } from "@google-cloud/firestore";
 import {
-  LAUNCHABLE_STATES,
+  isLaunchable,
+  leaseActive,
   type JobState,
   type RunnerTarget,
   type ClaimResult,
@@ -69,10 +70,7 @@ export class FirestoreJobStore implements JobStore {
     }
     const existing = toRecord(await ref.get());
     if (!existing || !isLaunchable(existing, now)) return { claimed: false, record: existing ?? fresh };
-    return this.claimAgain(job.jobId, now, (current) => isLaunchable(current, now), {
-      target: existing.target ?? job.target,
-      deliveryId: job.deliveryId ?? existing.deliveryId,
-    });
+    return this.claimAgain(job.jobId, now, (current) => isLaunchable(current, now), job.deliveryId ? { deliveryId: job.deliveryId } : {});
   }
 
   async markLaunched(jobId: number, attempt: number, runner: LaunchedRunner, now = new Date()): Promise<void> {
@@ -138,11 +136,11 @@ export class FirestoreJobStore implements JobStore {
   }
 
   async reclaim(seen: Pick<JobRecord, "jobId" | "state" | "attempts">, now = new Date()): Promise<ClaimResult> {
-    return this.claimAgain(seen.jobId, now, (current) => {
-      const unchanged = current.state === seen.state && current.attempts === seen.attempts;
-      const leased = current.leaseUntil && current.leaseUntil.getTime() > now.getTime();
-      return unchanged && !leased && Boolean(current.target);
-    });
+    return this.claimAgain(
+      seen.jobId,
+      now,
+      (current) => current.state === seen.state && current.attempts === seen.attempts && !leaseActive(current, now) && Boolean(current.target),
+    );
   }
 
   /** A new launch attempt on an existing record, in a transaction, if `allowed` still holds for it. */
@@ -242,10 +240,6 @@ export class FirestoreJobStore implements JobStore {
     if (this.ownClaims.size >= 10_000) this.ownClaims.delete(this.ownClaims.keys().next().value!);
     this.ownClaims.set(record.jobId, { attempt: record.attempts, writeTime, record });
   }
-}
-
-export function isLaunchable(record: JobRecord, now: Date): boolean {
-  return LAUNCHABLE_STATES.includes(record.state) && (!record.leaseUntil || record.leaseUntil.getTime() <= now.getTime());
 }
 
 /** Firestore gives Timestamps back; the rest of Kumo speaks Date. */

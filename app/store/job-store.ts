@@ -15,6 +15,15 @@ export type JobState = "claimed" | "launched" | "waiting" | "pending" | "failed"
 /** States from which a new launch may start once the lease (if any) has expired. */
 export const LAUNCHABLE_STATES: readonly JobState[] = ["claimed", "pending", "waiting"];
 
+/** A launch under way, or a retry-after, still holds the record. */
+export function leaseActive(record: Pick<JobRecord, "leaseUntil">, now: Date): boolean {
+  return Boolean(record.leaseUntil && record.leaseUntil.getTime() > now.getTime());
+}
+
+export function isLaunchable(record: Pick<JobRecord, "state" | "leaseUntil">, now: Date): boolean {
+  return LAUNCHABLE_STATES.includes(record.state) && !leaseActive(record, now);
+}
+
 /** Where a job's runner goes: resolved from the settings when the job was first seen. */
 export interface RunnerTarget {
   labels: string[];

@@ -1,0 +1,35 @@
+import type { Logger } from "probot";
+import type { Octokit } from "../github/octokit.js";
+import { launchRunner } from "../launch/launch-runner.js";
+import type { JobRecord } from "../store/job-store.js";
+import type { ReconcileContext } from "./context.js";
+
+export type RelaunchOutcome = "launched" | "waiting" | "failed" | "skipped" | "error";
+
+/**
+ * Reconcile's new launch attempt for a job it saw still queued: a transaction
+ * takes the record as it was seen (of concurrent passes, one wins), `cleanUp`
+ * removes what the previous attempt left, then a bounded number of attempts.
+ */
+export async function relaunch(
+  ctx: ReconcileContext,
+  octokit: Octokit,
+  log: Logger,
+  seen: JobRecord,
+  why: string,
+  cleanUp: () => Promise<unknown>,
+): Promise<RelaunchOutcome> {
+  const claim = await ctx.deps.store.reclaim(seen, ctx.now);
+  if (!claim.claimed) return "skipped"; // another pass or a redelivery took it
+  await cleanUp();
+  const { attempts } = claim.record;
+  if (attempts > ctx.options.maxAttempts) {
+    await ctx.deps.store.markNotLaunched(seen.jobId, attempts, { state: "failed", reason: `gave up after ${ctx.options.maxAttempts} launch attempts: ${why}` });
+    log.error({ attempts: ctx.options.maxAttempts, why }, "reconcile: gave up launching a runner");
+    return "failed";
+  }
+  log.info({ attempt: attempts, why }, "reconcile: launching a runner");
+  const outcome = await launchRunner(ctx.deps, octokit, log, { ...claim.record, target: claim.record.target! });
+  if (outcome.launched) return "launched";
+  return outcome.state === "waiting" ? "waiting" : "error";
+}
