@@ -32,6 +32,7 @@ export async function unfinishedLaunches(ctx: ReconcileContext): Promise<StepSum
         counts.skipped++;
         continue;
       }
+      // Checked before the claim too: a claim counts as a launch attempt, and waiting must not use them up.
       if (seen.target.maxRunners && (await ctx.deps.store.countLive(seen.target, seen.jobId)) >= seen.target.maxRunners) {
         counts.waiting++;
         continue;
