@@ -1,4 +1,6 @@
+import { getPrivateKey } from "@probot/get-private-key";
 import { z } from "zod";
+import { ConfigError } from "./errors.js";
 
 // Runtime configuration from the environment. Probot reads its own variables
 // (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET, GHE_HOST…); these are Kumo's.
@@ -46,7 +48,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
   const parsed = EnvSchema.safeParse(present);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new Error(`Invalid Kumo environment: ${problems}`);
+    throw new ConfigError(`Invalid Kumo environment: ${problems}`);
   }
   const e = parsed.data;
   return {
@@ -61,4 +63,21 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
     jitMaxWaitMs: e.KUMO_JIT_MAX_WAIT_MS,
     storeTimeoutMs: e.KUMO_STORE_TIMEOUT_MS,
   };
+}
+
+/**
+ * The GitHub App's credentials, which Probot reads itself: checked first so a
+ * missing one is named, instead of failing later deep inside Probot.
+ */
+export function checkAppCredentials(env: NodeJS.ProcessEnv = process.env): void {
+  if (!env.APP_ID) throw new ConfigError("APP_ID is not set: the GitHub App's numeric id, from its settings page");
+  if (!/^\d+$/.test(env.APP_ID)) throw new ConfigError(`APP_ID must be the GitHub App's numeric id, not "${env.APP_ID.slice(0, 40)}"`);
+  let key: string | null;
+  try {
+    // The same lookup as Probot's: PRIVATE_KEY, then PRIVATE_KEY_PATH, then one .pem file in the working directory.
+    key = getPrivateKey({ env });
+  } catch (error) {
+    throw new ConfigError(`PRIVATE_KEY / PRIVATE_KEY_PATH: ${(error as Error).message}`);
+  }
+  if (!key) throw new ConfigError("PRIVATE_KEY is not set (nor PRIVATE_KEY_PATH): the GitHub App's private key, PEM");
 }

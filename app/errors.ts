@@ -1,4 +1,16 @@
 /**
+ * A process cannot run as configured (a variable missing or wrong, credentials
+ * refused, a service unreachable). Its message names what to fix; entry points
+ * print it as one line and exit 1.
+ */
+export class ConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ConfigError";
+  }
+}
+
+/**
  * Why a launch did not happen. `retryable` failures leave the job pending for
  * the reconcile pass; the others need a person (wrong settings, missing
  * permission) and are recorded as failed with the reason.

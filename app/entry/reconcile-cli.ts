@@ -1,22 +1,32 @@
 import { createProbot } from "probot";
-import { readConfig } from "../config.js";
+import { checkAppCredentials, readConfig } from "../config.js";
 import { createDeps } from "../deps.js";
 import { KumoOctokit } from "../github/octokit.js";
+import { createLogger } from "../logging.js";
 import { reconcileContext } from "../reconcile/from-probot.js";
+import { preflight } from "../reconcile/preflight.js";
 import { formatSummary, reconcile } from "../reconcile/reconcile.js";
+import { exitWithError } from "./exit.js";
 
 // `npm run reconcile`: one pass, then exit. Deployed as a Cloud Run job that
-// Cloud Scheduler runs every minute; overlapping passes are safe.
-const probot = createProbot({ overrides: { Octokit: KumoOctokit } });
+// Cloud Scheduler runs every minute; overlapping passes are safe. Exit code 1
+// when the pass or one of its steps could not run, so the execution shows failed.
+const log = createLogger();
 try {
+  checkAppCredentials();
   const deps = createDeps(readConfig());
   const started = Date.now();
-  const summaries = await reconcile(await reconcileContext(probot, deps));
-  for (const summary of summaries) console.log(formatSummary(summary));
-  console.log(`reconcile pass done in ${Date.now() - started} ms`);
+  const ctx = await reconcileContext(createProbot({ overrides: { Octokit: KumoOctokit, log } }), deps, log.child({ name: "reconcile" }));
+  await preflight(ctx);
+  const summaries = await reconcile(ctx);
+  for (const summary of summaries) log.info({ step: summary.step, counts: summary.counts }, formatSummary(summary));
+  const failed = summaries.filter((s) => s.failed).map((s) => s.step);
+  if (failed.length > 0) {
+    log.error({ failed, ms: Date.now() - started }, `reconcile pass incomplete: ${failed.join(", ")} could not run`);
+    process.exit(1);
+  }
+  log.info({ ms: Date.now() - started }, `reconcile pass done in ${Date.now() - started} ms`);
   process.exit(0);
 } catch (error) {
-  // The pass could not run at all (configuration, credentials): say so and fail the execution.
-  probot.log.error({ err: (error as Error).message }, "reconcile pass failed");
-  process.exit(1);
+  exitWithError(log, "reconcile", error);
 }

@@ -48,6 +48,8 @@ export interface ReconcileContext {
 export interface StepSummary {
   step: string;
   counts: Record<string, number>;
+  /** Why the step as a whole could not run; per-item failures are only counted. */
+  failed?: string;
 }
 
 export function outOfTime(ctx: ReconcileContext): boolean {

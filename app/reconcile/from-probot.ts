@@ -7,8 +7,9 @@ import { DEFAULT_RECONCILE_OPTIONS, type ReconcileContext, type ReconcileOptions
 export async function reconcileContext(
   probot: Probot,
   deps: KumoDeps,
+  // Given, not read from probot.log: Probot sets that only once its asynchronous start has finished.
+  log: Logger,
   options: Partial<ReconcileOptions> = {},
-  log: Logger = probot.log.child({ name: "reconcile" }),
 ): Promise<ReconcileContext> {
   const appOctokit = (await probot.auth()) as Octokit;
   const octokits = new Map<number, Promise<Octokit>>();

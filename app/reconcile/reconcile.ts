@@ -18,8 +18,9 @@ export async function reconcile(ctx: ReconcileContext): Promise<StepSummary[]> {
     try {
       summaries.push(await step(ctx));
     } catch (error) {
-      ctx.log.error({ step: NAMES[i], err: (error as Error).message }, "reconcile step failed");
-      summaries.push({ step: NAMES[i]!, counts: { errors: 1 } });
+      const reason = (error as Error).message;
+      ctx.log.error({ step: NAMES[i], err: reason }, "reconcile step failed");
+      summaries.push({ step: NAMES[i]!, counts: { errors: 1 }, failed: reason });
     }
   }
   return summaries;

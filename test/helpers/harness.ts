@@ -8,6 +8,7 @@ import { readConfig } from "../../app/config.js";
 import { createDeps, type KumoDeps } from "../../app/deps.js";
 import { KumoOctokit } from "../../app/github/octokit.js";
 import { kumo } from "../../app/index.js";
+import { createLogger } from "../../app/logging.js";
 import { FirestoreJobStore } from "../../app/store/firestore-job-store.js";
 import type { ReconcileContext, ReconcileOptions, StepSummary } from "../../app/reconcile/context.js";
 import { reconcileContext } from "../../app/reconcile/from-probot.js";
@@ -53,7 +54,8 @@ export class LogCapture {
     return this.lines.join("\n");
   }
   find(msg: RegExp): Record<string, any> | undefined {
-    return this.entries.find((e) => msg.test(String(e.msg)));
+    // `msg` in pino's own format, `message` in Cloud Logging's.
+    return this.entries.find((e) => msg.test(String(e.msg ?? e.message)));
   }
 }
 
@@ -64,7 +66,7 @@ export async function reconcileWith(
   steps?: Array<(ctx: ReconcileContext) => Promise<StepSummary>>,
   now?: Date,
 ) {
-  const ctx = await reconcileContext(h.probot, h.deps, options);
+  const ctx = await reconcileContext(h.probot, h.deps, h.probot.log.child({ name: "reconcile" }), options);
   if (now) ctx.now = now;
   if (!steps) return reconcile(ctx);
   const summaries: StepSummary[] = [];
@@ -80,9 +82,12 @@ export interface Harness {
 }
 
 /** A Probot app wired like production (KumoOctokit, Cloud Run client in REST mode), with test doubles only at the network edge. */
-export function createHarness(options: { store?: FirestoreJobStore; env?: Record<string, string>; deps?: Partial<KumoDeps> } = {}): Harness {
+export function createHarness(
+  options: { store?: FirestoreJobStore; env?: Record<string, string>; deps?: Partial<KumoDeps>; cloudLogging?: boolean } = {},
+): Harness {
   const logs = new LogCapture();
-  const log = pino({ level: "trace" }, logs.stream);
+  // cloudLogging: the production logger as on Cloud Run; otherwise plain pino JSON.
+  const log = options.cloudLogging ? createLogger({ LOG_FORMAT: "json", LOG_LEVEL: "trace" }, logs.stream) : pino({ level: "trace" }, logs.stream);
   const probot = new Probot({
     appId: APP_ID,
     privateKey: PRIVATE_KEY,
