@@ -326,9 +326,8 @@ done
 # ---------------------------------------------------------------------------------------------
 # 7. The app: Cloud Run service (webhooks) and kumo-reconcile job, same image, env and secrets
 # ---------------------------------------------------------------------------------------------
-# LOG_MESSAGE_KEY=message: Cloud Logging shows a JSON line's "message" as its summary.
+# On Cloud Run the app logs JSON lines with severity and message for Cloud Logging by itself.
 env_vars="APP_ID=$APP_ID,GOOGLE_CLOUD_PROJECT=$PROJECT_ID,CLOUD_RUN_REGION=$REGION,LOG_LEVEL=$LOG_LEVEL"
-env_vars="$env_vars,LOG_MESSAGE_KEY=message"
 if [[ $FIRESTORE_DATABASE != '(default)' ]]; then
   env_vars="$env_vars,FIRESTORE_DATABASE_ID=$FIRESTORE_DATABASE"
 fi
