@@ -2,6 +2,7 @@ import { FakeServer, type Answer } from "./fake-server.js";
 import { decodeJitConfig, jobIdOfRunnerName } from "./github.js";
 
 const JIT_CONFIG_ENV = "ACTIONS_RUNNER_INPUT_JITCONFIG";
+const EXECUTION_TYPE = "type.googleapis.com/google.cloud.run.v2.Execution";
 
 export interface Execution {
   name: string;
@@ -9,15 +10,31 @@ export interface Execution {
   jitConfig: string | undefined;
   runnerId: number | undefined;
   jobId: number | undefined;
+  /** The runner container: running from runJob until it ends or is cancelled. */
+  runningCount: number;
+  succeededCount: number;
+  failedCount: number;
+  cancelledCount: number;
+  /** Set once the execution has ended (ISO 8601). */
+  completionTime: string | undefined;
+  /** Cloud Run no longer knows it (GET answers 404). */
+  gone: boolean;
 }
 
 type RunJobBody = { overrides?: { containerOverrides?: Array<{ env?: Array<{ name: string; value?: string }> }>; taskCount?: number } };
 
+function notFound(endpoint: string, what: string): Answer {
+  return { endpoint, status: 404, body: { error: { code: 404, message: `${what} not found`, status: "NOT_FOUND" } } };
+}
+
 /**
  * The Cloud Run Admin API v2 in REST mode (`@google-cloud/run` with
  * `fallback: true`): `POST /v2/{job}:run` answers an Operation whose metadata
- * is the Execution. Each execution is one runner container; the JIT config it
- * carries says which registration, hence which job, it serves.
+ * is the Execution; `GET /v2/{execution}` answers the Execution;
+ * `POST /v2/{execution}:cancel` answers an Operation and cancels it. Each
+ * execution is one runner container; the JIT config it carries says which
+ * registration, hence which job, it serves. Anything else answers 404,
+ * counted as `other …`.
  */
 export class FakeCloudRun extends FakeServer {
   readonly executions: Execution[] = [];
@@ -32,26 +49,110 @@ export class FakeCloudRun extends FakeServer {
     this.executions.length = 0;
   }
 
+  execution(name: string): Execution | undefined {
+    return this.executions.find((e) => e.name === name);
+  }
+
+  /** Executions carrying a runner of this job. */
+  executionsOf(jobId: number): Execution[] {
+    return this.executions.filter((e) => e.jobId === jobId);
+  }
+
+  /** The runner container ended (it ran its one job, or failed to start). */
+  finish(name: string, outcome: "succeeded" | "failed" = "succeeded"): void {
+    const execution = this.mustFind(name);
+    execution.runningCount = 0;
+    if (outcome === "succeeded") execution.succeededCount = 1;
+    else execution.failedCount = 1;
+    execution.completionTime = new Date().toISOString();
+  }
+
+  /** Cloud Run forgot the execution (deleted, or past its retention). */
+  forget(name: string): void {
+    this.mustFind(name).gone = true;
+  }
+
+  private mustFind(name: string): Execution {
+    const execution = this.execution(name);
+    if (!execution) throw new Error(`no execution ${name}`);
+    return execution;
+  }
+
   private answer(method: string, rawPath: string, body: Buffer): Answer {
     const path = decodeURIComponent(rawPath.split("?")[0] ?? "");
-    const m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/:]+):run$/.exec(path);
-    if (method !== "POST" || !m) return { endpoint: `other ${method} ${path}`, status: 404, body: { error: { code: 404, message: "Not Found (bench fake)", status: "NOT_FOUND" } } };
-    const job = m[1]!;
+    let m: RegExpExecArray | null;
+    if (method === "POST" && (m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/:]+):run$/.exec(path))) return this.runJob(m[1]!, body);
+    if ((m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/]+\/executions\/[^/:]+)(:cancel)?$/.exec(path))) {
+      const [, name, cancel] = m;
+      const execution = this.execution(name!);
+      const tag = execution?.jobId !== undefined ? { jobId: execution.jobId } : {};
+      if (method === "GET" && !cancel) {
+        const fault = this.takeFault("getExecution", execution?.jobId);
+        if (fault) return fault;
+        if (!execution || execution.gone) return notFound("getExecution", `execution ${name}`);
+        return { endpoint: "getExecution", status: 200, ...tag, body: describe(execution) };
+      }
+      if (method === "POST" && cancel) {
+        const fault = this.takeFault("cancelExecution", execution?.jobId);
+        if (fault) return fault;
+        if (!execution || execution.gone) return notFound("cancelExecution", `execution ${name}`);
+        if (execution.completionTime) {
+          return { endpoint: "cancelExecution", status: 400, ...tag, body: { error: { code: 400, message: "execution already finished", status: "FAILED_PRECONDITION" } } };
+        }
+        execution.runningCount = 0;
+        execution.cancelledCount = 1;
+        execution.completionTime = new Date().toISOString();
+        return { endpoint: "cancelExecution", status: 200, ...tag, body: operation(execution, "cancel") };
+      }
+    }
+    return { endpoint: `other ${method} ${path}`, status: 404, body: { error: { code: 404, message: "Not Found (bench fake)", status: "NOT_FOUND" } } };
+  }
+
+  private runJob(job: string, body: Buffer): Answer {
     const request = JSON.parse(body.toString("utf8") || "{}") as RunJobBody;
     const jitConfig = request.overrides?.containerOverrides?.[0]?.env?.find((e) => e.name === JIT_CONFIG_ENV)?.value;
     const registration = jitConfig ? decodeJitConfig(jitConfig) : undefined;
     const jobId = registration ? jobIdOfRunnerName(registration.name) : undefined;
+    const fault = this.takeFault("runJob", jobId);
+    if (fault) return fault;
     const name = `${job}/executions/${job.split("/").pop()}-${String(this.nextExecution++).padStart(6, "0")}`;
-    this.executions.push({ name, job, jitConfig, runnerId: registration?.runnerId, jobId });
-    return {
-      endpoint: "runJob",
-      status: 200,
-      ...(jobId !== undefined ? { jobId } : {}),
-      body: {
-        name: `${job.split("/jobs/")[0]}/operations/${name.split("/").pop()}`,
-        metadata: { "@type": "type.googleapis.com/google.cloud.run.v2.Execution", name },
-        done: false,
-      },
+    const execution: Execution = {
+      name,
+      job,
+      jitConfig,
+      runnerId: registration?.runnerId,
+      jobId,
+      runningCount: 1,
+      succeededCount: 0,
+      failedCount: 0,
+      cancelledCount: 0,
+      completionTime: undefined,
+      gone: false,
     };
+    this.executions.push(execution);
+    return { endpoint: "runJob", status: 200, ...(jobId !== undefined ? { jobId } : {}), body: operation(execution, "run") };
   }
+}
+
+/** The Execution resource as the REST API answers it (proto3 JSON). */
+function describe(e: Execution): Record<string, unknown> {
+  return {
+    name: e.name,
+    job: e.job.split("/").pop(),
+    taskCount: 1,
+    runningCount: e.runningCount,
+    succeededCount: e.succeededCount,
+    failedCount: e.failedCount,
+    cancelledCount: e.cancelledCount,
+    ...(e.completionTime ? { completionTime: e.completionTime } : {}),
+  };
+}
+
+/** A long-running Operation whose metadata is the Execution; the app never waits on it. */
+function operation(e: Execution, verb: string): Record<string, unknown> {
+  return {
+    name: `${e.job.split("/jobs/")[0]}/operations/${verb}-${e.name.split("/").pop()}`,
+    metadata: { "@type": EXECUTION_TYPE, ...describe(e) },
+    done: false,
+  };
 }

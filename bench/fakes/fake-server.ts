@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 
@@ -21,7 +21,14 @@ export interface Answer {
   jobId?: number;
 }
 
-export type Route = (method: string, path: string, body: Buffer) => Answer;
+export type Route = (method: string, path: string, body: Buffer, headers: IncomingHttpHeaders) => Answer;
+
+/** What a fault answers instead of the endpoint (the endpoint's state is left untouched). */
+export interface Fault {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
 
 /**
  * A node:http stand-in on 127.0.0.1 that waits a configurable time per
@@ -31,6 +38,8 @@ export type Route = (method: string, path: string, body: Buffer) => Answer;
 export class FakeServer {
   readonly calls: Call[] = [];
   private latencyMs: Record<string, number> = {};
+  private readonly faults = new Map<string, Fault[]>();
+  private readonly inFlightBy = new Map<string, number>();
   private readonly server: Server;
   port = 0;
 
@@ -54,8 +63,31 @@ export class FakeServer {
     return this.latencyMs[endpoint] ?? 0;
   }
 
+  /** The next `times` calls of `endpoint` answer `fault` instead (a fake checks this before changing any state). */
+  failNext(endpoint: string, fault: Fault, times = 1): void {
+    this.faults.set(endpoint, [...(this.faults.get(endpoint) ?? []), ...Array.from({ length: times }, () => fault)]);
+  }
+
+  /** The fault planned for this call of `endpoint`, if any, as the answer to give. */
+  protected takeFault(endpoint: string, jobId?: number): Answer | undefined {
+    const fault = this.faults.get(endpoint)?.shift();
+    if (!fault) return undefined;
+    return { endpoint, status: fault.status, body: fault.body, ...(fault.headers ? { headers: fault.headers } : {}), ...(jobId !== undefined ? { jobId } : {}) };
+  }
+
+  /** Calls of `endpoint` read but not yet answered (held by the configured latency). */
+  inFlight(endpoint: string): number {
+    return this.inFlightBy.get(endpoint) ?? 0;
+  }
+
+  /** Answered calls of `endpoint`, optionally only those with `status`. */
+  callsTo(endpoint: string, status?: number): Call[] {
+    return this.calls.filter((c) => c.endpoint === endpoint && (status === undefined || c.status === status));
+  }
+
   reset(): void {
     this.calls.length = 0;
+    this.faults.clear();
   }
 
   counts(): Record<string, number> {
@@ -75,15 +107,20 @@ export class FakeServer {
     const start = performance.now();
     let answer: Answer;
     try {
-      answer = this.route(req.method ?? "GET", req.url ?? "/", Buffer.concat(chunks));
+      answer = this.route(req.method ?? "GET", req.url ?? "/", Buffer.concat(chunks), req.headers);
     } catch (error) {
       answer = { endpoint: "fake-error", status: 500, body: { message: String(error) } };
     }
     const wait = this.latencyOf(answer.endpoint);
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    const text = answer.body === undefined ? "" : typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body);
-    res.writeHead(answer.status, { "content-type": "application/json; charset=utf-8", ...answer.headers });
-    res.end(text);
+    this.inFlightBy.set(answer.endpoint, this.inFlight(answer.endpoint) + 1);
+    try {
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const text = answer.body === undefined ? "" : typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body);
+      res.writeHead(answer.status, { "content-type": "application/json; charset=utf-8", ...answer.headers });
+      res.end(text);
+    } finally {
+      this.inFlightBy.set(answer.endpoint, this.inFlight(answer.endpoint) - 1);
+    }
     this.calls.push({ endpoint: answer.endpoint, start, end: performance.now(), status: answer.status, ...(answer.jobId !== undefined ? { jobId: answer.jobId } : {}) });
   }
 }
