@@ -19,7 +19,10 @@ try {
   const ctx = await reconcileContext(createProbot({ overrides: { Octokit: KumoOctokit, log } }), deps, log.child({ name: "reconcile" }));
   await preflight(ctx);
   const summaries = await reconcile(ctx);
-  for (const summary of summaries) log.info({ step: summary.step, counts: summary.counts }, formatSummary(summary));
+  for (const summary of summaries) {
+    log.info({ step: summary.step, counts: summary.counts }, formatSummary(summary));
+    for (const detail of summary.details ?? []) log.info({ step: summary.step }, `  ${detail}`);
+  }
   const failed = summaries.filter((s) => s.failed).map((s) => s.step);
   if (failed.length > 0) {
     log.error({ failed, ms: Date.now() - started }, `reconcile pass incomplete: ${failed.join(", ")} could not run`);

@@ -1,5 +1,6 @@
 import type { Context } from "probot";
 import type { KumoDeps } from "../deps.js";
+import { freeCapacity } from "../launch/capacity.js";
 import { retireRunner } from "../launch/retire-runner.js";
 import { jobLogger, specForJob } from "./job-context.js";
 
@@ -43,5 +44,7 @@ export function workflowJobProgress(deps: KumoDeps) {
         ...(record.execution ? { execution: record.execution } : {}),
       }, "job cancelled before any runner took it");
     }
+    // Its runner has ended (or was just retired): a waiting job of a capped spec takes its place.
+    if (context.payload.action === "completed") await freeCapacity(deps, context.octokit, context.log, record);
   };
 }

@@ -1,6 +1,7 @@
 import type { Context } from "probot";
 import type { KumoDeps } from "../deps.js";
 import { LaunchError } from "../errors.js";
+import { launchWaitingAfter } from "../launch/capacity.js";
 import { launchRunner } from "../launch/launch-runner.js";
 import { jobResourceName } from "../launcher/launcher.js";
 import { jobLogger, specForJob } from "./job-context.js";
@@ -50,6 +51,7 @@ export function workflowJobQueued(deps: KumoDeps) {
 
     const { record } = claim;
     const outcome = await launchRunner(deps, context.octokit, log, { ...record, target: record.target! });
+    await launchWaitingAfter(deps, context.octokit, context.log, record, record.target!, outcome);
     // A launch failure answers 5xx so the delivery shows as failed; waiting for capacity is not a failure.
     if (!outcome.launched && !outcome.deferred) {
       throw new LaunchError(`job ${job.id}: ${outcome.reason}`, outcome.state === "pending");

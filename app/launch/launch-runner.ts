@@ -3,16 +3,19 @@ import type { KumoDeps } from "../deps.js";
 import { LaunchError } from "../errors.js";
 import { generateJitRunner, runnerName, type JitRunner } from "../github/jit-runners.js";
 import type { Octokit } from "../github/octokit.js";
-import type { JobRecord, RunnerTarget } from "../store/job-store.js";
+import { capacityOf, type JobRecord, type RunnerTarget } from "../store/job-store.js";
 import { retireRunner } from "./retire-runner.js";
 
-/** A deferred job is not re-claimed by duplicate deliveries for this long; reconcile takes it after. */
+/** A job left pending for JIT budget is not re-claimed by duplicate deliveries for this long; reconcile takes it after. */
 const DEFER_MS = 10_000;
 
 export type LaunchOutcome =
   | { launched: true; runnerName: string; execution: string }
-  /** deferred: not a failure; the job waits for capacity or JIT budget, and reconcile launches it. */
-  | { launched: false; state: "pending" | "failed" | "waiting"; reason: string; deferred?: true };
+  /**
+   * deferred: not a failure; the job waits for capacity or JIT budget, and reconcile launches it.
+   * capacityMayBeFree: a capped job gave its slot back or found none; the caller launches waiting jobs.
+   */
+  | { launched: false; state: "pending" | "failed" | "waiting"; reason: string; deferred?: true; capacityMayBeFree?: true };
 
 /**
  * Turns a claimed job into a runner: a JIT registration, then one Cloud Run
@@ -27,17 +30,19 @@ export async function launchRunner(
   record: JobRecord & { target: RunnerTarget },
 ): Promise<LaunchOutcome> {
   const { jobId, attempts: attempt, target } = record;
-  if (target.maxRunners) {
-    const live = await deps.store.countLive(target, jobId);
-    if (live >= target.maxRunners) {
-      const reason = `maxRunners ${target.maxRunners} of [${target.labels.join(", ")}] reached; launched when a runner frees`;
-      await deps.store.markNotLaunched(jobId, attempt, { state: "waiting", reason, retryAfterMs: DEFER_MS });
-      log.info({ attempt, live }, reason);
-      return { launched: false, state: "waiting", reason, deferred: true };
-    }
+  const capacity = capacityOf(record.org, target);
+  // The slot is taken before anything is made, and held until the job is done (or the launch undone).
+  if (capacity && !(await deps.store.takeSlot(capacity.key, capacity.max, { jobId, org: record.org, name: capacity.name }))) {
+    const reason = `maxRunners ${capacity.max} of [${target.labels.join(", ")}] reached; launched when a runner frees`;
+    // No lease: the first runner to free takes the oldest waiting job at once.
+    await deps.store.markNotLaunched(jobId, attempt, { state: "waiting", reason });
+    log.info({ attempt }, reason);
+    // A slot freed between the look and this mark found no waiting job: the caller looks again.
+    return { launched: false, state: "waiting", reason, deferred: true, capacityMayBeFree: true };
   }
   if (!(await deps.pacer.acquire())) {
     const reason = "JIT registration budget of this instance is used up; reconcile launches the job";
+    if (capacity) await deps.store.releaseSlot(jobId);
     await deps.store.markNotLaunched(jobId, attempt, { state: "pending", reason, retryAfterMs: DEFER_MS });
     log.warn({ attempt }, reason);
     return { launched: false, state: "pending", reason, deferred: true };
@@ -69,14 +74,16 @@ export async function launchRunner(
     if (failure.retryAfterMs) deps.pacer.pause(failure.retryAfterMs);
     if (runner) await undo(deps, octokit, log, { org: record.org, runnerId: runner.runnerId, runnerName: runner.runnerName, ...(execution ? { execution } : {}) });
     const state = failure.retryable ? "pending" : "failed";
+    let released = false;
     try {
+      if (capacity) released = await deps.store.releaseSlot(jobId);
       await deps.store.markNotLaunched(jobId, attempt, { state, reason: failure.message, retryAfterMs: failure.retryAfterMs });
     } catch (storeError) {
-      // The claim stays; reconcile takes it over when its lease expires.
+      // The claim (and slot) stay; reconcile takes them over when the lease expires.
       log.warn({ err: (storeError as Error).message }, "could not record the failed launch");
     }
     log.error({ attempt, state, reason: failure.message }, "runner not launched");
-    return { launched: false, state, reason: failure.message };
+    return { launched: false, state, reason: failure.message, ...(released ? { capacityMayBeFree: true as const } : {}) };
   }
 }
 

@@ -50,6 +50,8 @@ export interface StepSummary {
   counts: Record<string, number>;
   /** Why the step as a whole could not run; per-item failures are only counted. */
   failed?: string;
+  /** Lines printed under the summary (each capped spec's live/cap/waiting). */
+  details?: string[];
 }
 
 export function outOfTime(ctx: ReconcileContext): boolean {

@@ -1,11 +1,13 @@
+import { capacity } from "./capacity.js";
 import type { ReconcileContext, StepSummary } from "./context.js";
 import { lostWebhooks } from "./lost-webhooks.js";
 import { staleRunners } from "./stale-runners.js";
 import { stalledLaunches } from "./stalled-launches.js";
 import { unfinishedLaunches } from "./unfinished-launches.js";
 
-const STEPS = [unfinishedLaunches, stalledLaunches, staleRunners, lostWebhooks];
-const NAMES = ["unfinished launches", "launches that never came up", "stale runners", "lost webhooks"];
+// Capacity first: what it frees is used by the waiting jobs at once.
+const STEPS = [capacity, unfinishedLaunches, stalledLaunches, staleRunners, lostWebhooks];
+const NAMES = ["capacity", "unfinished launches", "launches that never came up", "stale runners", "lost webhooks"];
 
 /**
  * One reconcile pass: repairs whatever the webhooks missed. Idempotent and
@@ -30,3 +32,4 @@ export async function reconcile(ctx: ReconcileContext): Promise<StepSummary[]> {
 export function formatSummary(summary: StepSummary): string {
   return `${summary.step}: ${Object.entries(summary.counts).map(([k, v]) => `${k}=${v}`).join(" ")}`;
 }
+

@@ -1,5 +1,6 @@
 import type { Logger } from "probot";
 import type { Octokit } from "../github/octokit.js";
+import { freeCapacity, launchWaitingAfter } from "../launch/capacity.js";
 import { launchRunner } from "../launch/launch-runner.js";
 import type { JobRecord } from "../store/job-store.js";
 import type { ReconcileContext } from "./context.js";
@@ -23,13 +24,16 @@ export async function relaunch(
   if (!claim.claimed) return "skipped"; // another pass or a redelivery took it
   await cleanUp();
   const { attempts } = claim.record;
-  if (attempts > ctx.options.maxAttempts) {
+  // Claims that only found the capacity full started nothing and do not count.
+  if (attempts - (claim.record.waits ?? 0) > ctx.options.maxAttempts) {
     await ctx.deps.store.markNotLaunched(seen.jobId, attempts, { state: "failed", reason: `gave up after ${ctx.options.maxAttempts} launch attempts: ${why}` });
     log.error({ attempts: ctx.options.maxAttempts, why }, "reconcile: gave up launching a runner");
+    await freeCapacity(ctx.deps, octokit, ctx.log, claim.record);
     return "failed";
   }
   log.info({ attempt: attempts, why }, "reconcile: launching a runner");
   const outcome = await launchRunner(ctx.deps, octokit, log, { ...claim.record, target: claim.record.target! });
+  await launchWaitingAfter(ctx.deps, octokit, ctx.log, claim.record, claim.record.target!, outcome);
   if (outcome.launched) return "launched";
   return outcome.state === "waiting" ? "waiting" : "error";
 }

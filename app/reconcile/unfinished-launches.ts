@@ -1,6 +1,6 @@
 import { getJob } from "../github/jobs.js";
 import { deleteRunner, listKumoRunners, type KumoRunner } from "../github/jit-runners.js";
-import { isLaunchable } from "../store/job-store.js";
+import { capacityOf, isLaunchable } from "../store/job-store.js";
 import { closeIfNotQueued, jobLog, outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
 import { relaunch } from "./relaunch.js";
 
@@ -15,6 +15,8 @@ export async function unfinishedLaunches(ctx: ReconcileContext): Promise<StepSum
   const records = await ctx.deps.store.list(["claimed", "pending", "waiting"], ctx.options.batch);
   // Kumo's runners per org, listed once for the pass.
   const runnersOf = new Map<string, Promise<KumoRunner[]>>();
+  // Capacities found full in this pass: their other waiting jobs are not claimed in vain.
+  const full = new Set<string>();
   for (const seen of records) {
     if (outOfTime(ctx)) break;
     if (!isLaunchable(seen, ctx.now) || !seen.target) continue;
@@ -32,8 +34,8 @@ export async function unfinishedLaunches(ctx: ReconcileContext): Promise<StepSum
         counts.skipped++;
         continue;
       }
-      // Checked before the claim too: a claim counts as a launch attempt, and waiting must not use them up.
-      if (seen.target.maxRunners && (await ctx.deps.store.countLive(seen.target, seen.jobId)) >= seen.target.maxRunners) {
+      const capacity = capacityOf(seen.org, seen.target);
+      if (capacity && full.has(capacity.key)) {
         counts.waiting++;
         continue;
       }
@@ -44,6 +46,7 @@ export async function unfinishedLaunches(ctx: ReconcileContext): Promise<StepSum
           if (runner.jobId === seen.jobId && !runner.busy) await deleteRunner(octokit, seen.org, runner.id);
         }
       });
+      if (outcome === "waiting" && capacity) full.add(capacity.key);
       counts[outcome === "error" ? "errors" : outcome]++;
     } catch (error) {
       counts.errors++;

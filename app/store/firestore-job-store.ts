@@ -3,6 +3,7 @@ import {
   isLaunchable,
   leaseActive,
   type JobState,
+  type CapacitySlot,
   type RunnerTarget,
   type ClaimResult,
   type JobProgress,
@@ -16,6 +17,7 @@ import {
 export const JOBS_COLLECTION = "kumo-jobs";
 export const STATE_COLLECTION = "kumo-state";
 export const REDELIVERIES_COLLECTION = "kumo-redeliveries";
+export const SLOTS_COLLECTION = "kumo-slots";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** GitHub fails a job queued for 24 h; a record nobody completed is useless well before this. */
@@ -24,11 +26,13 @@ const OPEN_RECORD_TTL_MS = 30 * DAY_MS;
 const DONE_RECORD_TTL_MS = 7 * DAY_MS;
 const ALREADY_EXISTS = 6;
 const FAILED_PRECONDITION = 9;
+const NOT_FOUND = 5;
 
 const ORDER = { claimed: 0, waiting: 0, pending: 0, failed: 0, launched: 1, running: 2, completed: 3 } as const;
 
 export class FirestoreJobStore implements JobStore {
   private readonly jobs;
+  private readonly slots;
   /**
    * Claims this instance made, with the write time Firestore gave them: the
    * launch outcome is then one conditional update instead of a transaction
@@ -41,6 +45,7 @@ export class FirestoreJobStore implements JobStore {
     private readonly leaseMs: number,
   ) {
     this.jobs = db.collection(JOBS_COLLECTION);
+    this.slots = db.collection(SLOTS_COLLECTION);
   }
 
   static fromEnv(options: { projectId?: string; databaseId?: string; leaseMs: number }): FirestoreJobStore {
@@ -91,6 +96,8 @@ export class FirestoreJobStore implements JobStore {
             state: outcome.state,
             lastError: outcome.reason,
             leaseUntil: outcome.retryAfterMs ? new Date(now.getTime() + outcome.retryAfterMs) : null,
+            // A claim that found no capacity started nothing: it does not use up a launch attempt.
+            ...(outcome.state === "waiting" ? { waits: (current.waits ?? 0) + 1 } : {}),
           },
     );
   }
@@ -175,14 +182,63 @@ export class FirestoreJobStore implements JobStore {
       .sort((a, b) => a.updatedAt.getTime() - b.updatedAt.getTime());
   }
 
-  async countLive(target: RunnerTarget, exceptJobId?: number): Promise<number> {
-    const snapshot = await this.jobs
-      .where("target.job", "==", target.job)
-      .where("state", "in", ["claimed", "launched", "running"])
-      .select("jobId", "target.labels")
-      .get();
+  async listWaiting(org: string, target: RunnerTarget, limit: number): Promise<JobRecord[]> {
+    // Equality filters only: served by single-field indexes, no composite index to deploy.
+    const snapshot = await this.jobs.where("state", "==", "waiting").where("target.job", "==", target.job).where("org", "==", org).get();
     const labels = target.labels.join("\n");
-    return snapshot.docs.filter((d) => d.get("jobId") !== exceptJobId && (d.get("target.labels") as string[]).join("\n") === labels).length;
+    return snapshot.docs
+      .map((d) => toRecord(d)!)
+      .filter((r) => r.target?.labels.join("\n") === labels)
+      .sort((a, b) => (a.createdAt ?? a.receivedAt).getTime() - (b.createdAt ?? b.receivedAt).getTime() || a.jobId - b.jobId)
+      .slice(0, limit);
+  }
+
+  /**
+   * Exact under any concurrency, across instances: slot documents are named
+   * `<key>-<index>` with index < max and taken with create(), which Firestore
+   * lets exactly one writer win. So at most `max` holders exist, whatever the
+   * races between the look and the take; a lost race tries another free index.
+   */
+  async takeSlot(key: string, max: number, holder: { jobId: number; org: string; name: string }, now = new Date()): Promise<boolean> {
+    for (let round = 0; round < 3; round++) {
+      const held = await this.listSlots(key);
+      if (held.some((s) => s.jobId === holder.jobId)) return true;
+      // A lowered cap: holders above it keep their runners, new ones wait until fewer than max remain.
+      if (held.length >= max) return false;
+      const used = new Set(held.map((s) => s.index));
+      const free = Array.from({ length: max }, (_, i) => i).filter((i) => !used.has(i));
+      // Racing takers start at different free indexes.
+      const start = Math.floor(Math.random() * free.length);
+      for (const index of [...free.slice(start), ...free.slice(0, start)]) {
+        try {
+          await this.slots.doc(`${key}-${index}`).create({ key, index, max, takenAt: now, ...holder });
+          return true;
+        } catch (error) {
+          if ((error as { code?: number }).code !== ALREADY_EXISTS) throw error;
+        }
+      }
+    }
+    return false;
+  }
+
+  async releaseSlot(jobId: number): Promise<boolean> {
+    const held = await this.slots.where("jobId", "==", jobId).get();
+    await Promise.all(held.docs.map((d) => d.ref.delete()));
+    return !held.empty;
+  }
+
+  async listSlots(key?: string): Promise<CapacitySlot[]> {
+    const snapshot = await (key ? this.slots.where("key", "==", key) : this.slots).get();
+    return snapshot.docs.map((d) => ({ ...(convertTimestamps(d.data()) as Omit<CapacitySlot, "id">), id: d.id }));
+  }
+
+  async touchSlot(id: string, now = new Date()): Promise<void> {
+    try {
+      await this.slots.doc(id).update({ checkedAt: now });
+    } catch (error) {
+      // Released meanwhile: nothing to note.
+      if ((error as { code?: number }).code !== NOT_FOUND) throw error;
+    }
   }
 
   async getMark(name: string): Promise<Date | undefined> {

@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 // What Kumo remembers of each workflow job: one record per job id, the single
 // source of truth that makes duplicate and out-of-order webhooks harmless.
 
@@ -22,6 +24,32 @@ export function leaseActive(record: Pick<JobRecord, "leaseUntil">, now: Date): b
 
 export function isLaunchable(record: Pick<JobRecord, "state" | "leaseUntil">, now: Date): boolean {
   return LAUNCHABLE_STATES.includes(record.state) && !leaseActive(record, now);
+}
+
+/**
+ * The capacity a job counts against: its org's runner spec (Cloud Run job and
+ * labels), when the spec has a maxRunners cap.
+ */
+export function capacityOf(org: string, target: RunnerTarget): { key: string; max: number; name: string } | undefined {
+  if (!target.maxRunners) return undefined;
+  const key = createHash("sha256").update([org, target.job, ...target.labels].join("\n")).digest("hex").slice(0, 24);
+  return { key, max: target.maxRunners, name: `${org} [${target.labels.join(", ")}] → ${target.job.split("/").pop()}` };
+}
+
+/** One live runner of a capped spec: held by a job from before its launch until it is done. */
+export interface CapacitySlot {
+  id: string;
+  key: string;
+  /** 0 … maxRunners-1: two holders can never share one. */
+  index: number;
+  jobId: number;
+  org: string;
+  /** The spec's cap when the slot was taken, and a readable name of the spec, for reports. */
+  max: number;
+  name: string;
+  takenAt: Date;
+  /** When reconcile last asked GitHub whether the holder's job is still alive. */
+  checkedAt?: Date;
 }
 
 /** Where a job's runner goes: resolved from the settings when the job was first seen. */
@@ -55,6 +83,8 @@ export interface JobRecord extends Omit<NewJob, "target"> {
   state: JobState;
   /** Launch attempts so far (each claim is one). */
   attempts: number;
+  /** Of those, claims that found the spec's capacity full: they started nothing. */
+  waits?: number;
   receivedAt: Date;
   updatedAt: Date;
   claimedAt?: Date;
@@ -123,8 +153,19 @@ export interface JobStore {
   reclaim(seen: Pick<JobRecord, "jobId" | "state" | "attempts">, now?: Date): Promise<ClaimResult>;
   /** Records in these states, oldest update first, at most `limit`. */
   list(states: readonly JobState[], limit: number): Promise<JobRecord[]>;
-  /** Jobs holding or about to hold a runner of this target (claimed, launched, running), other than `exceptJobId`. */
-  countLive(target: RunnerTarget, exceptJobId?: number): Promise<number>;
+  /** Waiting jobs of this org's spec, oldest first. */
+  listWaiting(org: string, target: RunnerTarget, limit: number): Promise<JobRecord[]>;
+  /**
+   * Takes one of the `max` capacity slots of `key` for the job, or confirms it
+   * holds one already; false when all are held.
+   */
+  takeSlot(key: string, max: number, holder: { jobId: number; org: string; name: string }, now?: Date): Promise<boolean>;
+  /** Gives back the job's slot; true when it held one. */
+  releaseSlot(jobId: number): Promise<boolean>;
+  /** Slots held, of one capacity or of all. */
+  listSlots(key?: string): Promise<CapacitySlot[]>;
+  /** Notes that reconcile found the slot's holder alive. */
+  touchSlot(id: string, now?: Date): Promise<void>;
   /** A small named value shared by all instances (reconcile's watermarks). */
   getMark(name: string): Promise<Date | undefined>;
   setMark(name: string, value: Date): Promise<void>;

@@ -191,7 +191,7 @@ describe("npm run reconcile (one pass, then exit)", () => {
   });
   afterEach(() => s?.close());
 
-  test("launches a job left pending and redelivers a lost webhook; four summary lines; exit 0", async () => {
+  test("launches a job left pending and redelivers a lost webhook; one summary line per step; exit 0", async () => {
     const project = uniqueProject();
     const port = await freePort();
     const hook = `http://127.0.0.1:${port}/api/github/webhooks`;
@@ -243,9 +243,10 @@ describe("npm run reconcile (one pass, then exit)", () => {
     expect([...s.github.registrations.values()].filter((r) => r.jobId === recoveredJob)).toHaveLength(0);
     expect(await readJob(project, recoveredJob)).toBeUndefined();
 
-    // The pass's summary: four INFO lines on stdout, one per step, `<step>: k=v …` with step and counts.
+    // The pass's summary: INFO lines on stdout, one per step, `<step>: k=v …` with step and counts.
     const summaries = cli.logEntries("stdout").filter((e) => typeof e.counts === "object" && e.counts !== null);
-    const steps = ["unfinished launches", "launches that never came up", "stale runners", "lost webhooks"];
+    const steps = ["capacity", "unfinished launches", "launches that never came up", "stale runners", "lost webhooks"];
+    expect(summaries.map((e) => e.step)).toEqual(steps);
     for (const step of steps) {
       const lines = summaries.filter((e) => String(e.message).startsWith(`${step}: `));
       withOutput(cli, () => expect({ step, lines: lines.length }).toEqual({ step, lines: 1 }));

@@ -1,9 +1,8 @@
 import { describe, expect, test } from "@jest/globals";
-import { unfinishedLaunches } from "../../app/reconcile/unfinished-launches.js";
 import { mockCloudRun } from "../helpers/cloud-run.js";
 import { ORG, REPO, SETTINGS_YAML, workflowJobPayload } from "../helpers/fixtures.js";
 import { mockGitHub } from "../helpers/github.js";
-import { createHarness, trackMocks, reconcileWith, useNock } from "../helpers/harness.js";
+import { createHarness, trackMocks, useNock } from "../helpers/harness.js";
 
 useNock();
 
@@ -70,7 +69,7 @@ describe("job lifecycle", () => {
     expect(h.logs.find(/busy with another job/)).toMatchObject({ jobId });
   });
 
-  test("maxRunners reached: the job waits; when a job completes, the next pass launches it", async () => {
+  test("maxRunners reached: the job waits; the first job's completed webhook launches it", async () => {
     const h = createHarness();
     const settings = `runners:\n  - labels: [kumo, small]\n    group: cloudrun\n    job: gha-runner-small\n    maxRunners: 1\n`;
     const gh = track(mockGitHub().canGetToken().hasSettings(settings).hasRunnerGroups(REPO, groups).generatesJitConfig(2));
@@ -81,17 +80,15 @@ describe("job lifecycle", () => {
     await h.deliver("workflow_job", workflowJobPayload("queued", { id: first, labels: ["kumo", "small"] }));
     await h.deliver("workflow_job", workflowJobPayload("queued", { id: second, labels: ["kumo", "small"] }));
     expect(gh.jitRequests).toHaveLength(1);
-    expect(await h.deps.store.get(second)).toMatchObject({ state: "waiting", lastError: expect.stringMatching(/maxRunners 1/) });
-
-    // Duplicates do not re-check the cap for 10 s; the next pass does (a minute later).
-    const nextPass = new Date(Date.now() + 60_000);
-    track(mockGitHub().hasJob(`${ORG}/${REPO}`, second, "queued", {}, 2).hasRunners([]));
-    expect((await reconcileWith(h, {}, [unfinishedLaunches], nextPass))[0]!.counts).toMatchObject({ waiting: 1, launched: 0 });
+    expect(await h.deps.store.get(second)).toMatchObject({ state: "waiting", waits: 1, lastError: expect.stringMatching(/maxRunners 1/) });
+    // Not leased: nothing stops the first freed runner from taking it.
+    expect((await h.deps.store.get(second))!.leaseUntil).toBeUndefined();
 
     await h.deliver("workflow_job", workflowJobPayload("completed", { id: first, labels: ["kumo", "small"] }));
-    expect((await reconcileWith(h, {}, [unfinishedLaunches], nextPass))[0]!.counts).toMatchObject({ launched: 1 });
     expect(gh.jitRequests).toHaveLength(2);
+    expect(gh.jitRequests[1]!.name).toMatch(new RegExp(`^kumo-${second}-2-`));
     expect(cr.runJobCalls).toHaveLength(2);
-    expect(await h.deps.store.get(second)).toMatchObject({ state: "launched" });
+    expect(await h.deps.store.get(second)).toMatchObject({ state: "launched", attempts: 2, waits: 1 });
+    expect((await h.deps.store.listSlots()).map((s) => s.jobId)).toEqual([second]);
   });
 });

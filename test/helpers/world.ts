@@ -1,6 +1,6 @@
 import nock from "nock";
 import { CLOUD_RUN_ENDPOINT } from "./cloud-run.js";
-import { deliveryId, INSTALLATION_ID, ORG, REPO } from "./fixtures.js";
+import { deliveryId, INSTALLATION_ID, ORG, REPO, workflowJobPayload } from "./fixtures.js";
 import { GITHUB, jitConfigFor } from "./github.js";
 import type { Harness } from "./harness.js";
 
@@ -37,6 +37,8 @@ export class World {
   readonly jobStatus = new Map<number, string>();
   readonly deliveries: Delivery[] = [];
   readonly redeliveryQueue: Delivery[] = [];
+  /** The most executions running at one time. */
+  peakRunning = 0;
   jitFault: (n: number) => Fault = () => undefined;
   runJobFault: (n: number) => Fault = () => undefined;
   private jitCount = 0;
@@ -94,6 +96,7 @@ export class World {
       const job = decodeURIComponent(uri.split("?")[0]!).replace(/^\/v2\//, "").replace(/:run$/, "");
       const name = `${job}/executions/x-${this.nextExecution++}`;
       this.executions.set(name, { runnerName, running: true });
+      this.peakRunning = Math.max(this.peakRunning, this.running());
       return [200, { name: "op", metadata: { "@type": "type.googleapis.com/google.cloud.run.v2.Execution", name } }];
     });
     cr.get(/\/executions\/[^/:?]+/).query(true).reply((uri) => {
@@ -136,6 +139,20 @@ export class World {
   async flushRedeliveries(h: Harness): Promise<void> {
     const queue = this.redeliveryQueue.splice(0);
     await Promise.all(queue.map((d) => this.deliver(h, d.payload as never, d.guid, true)));
+  }
+
+  /** Executions running now. */
+  running(): number {
+    return [...this.executions.values()].filter((e) => e.running).length;
+  }
+
+  /** A runner ran its job: the execution ends and GitHub sends completed. */
+  async finish(h: Harness, jobId: number, execution: string | undefined, labels: string[]): Promise<boolean> {
+    const e = execution ? this.executions.get(execution) : undefined;
+    if (e) e.running = false;
+    this.jobStatus.set(jobId, "completed");
+    const payload = workflowJobPayload("completed", { id: jobId, labels });
+    return this.deliver(h, payload as never);
   }
 
   /** Registers a runner as if generate-jitconfig succeeded just before the app died. */
