@@ -109,6 +109,8 @@ export class FakeGitHub extends FakeServer {
   readonly redeliveryRequests: number[] = [];
   /** The app's webhook as registered with GitHub: where deliver() and redeliveries go. */
   webhook: { url: string; secret: string } | undefined;
+  /** The org's .github/kumo.yml. */
+  settingsYaml = SETTINGS_YAML;
   private readonly byName = new Map<string, number>();
   private readonly tokens = new Set<string>();
   private readonly sends = new Set<Promise<unknown>>();
@@ -309,7 +311,7 @@ export class FakeGitHub extends FakeServer {
       const [, owner, file] = m;
       return asInstallation("settings", () => {
         if (owner !== BENCH_ORG || file !== ".github/kumo.yml") return { endpoint: "settings", status: 404, body: NOT_FOUND };
-        return { endpoint: "settings", status: 200, body: SETTINGS_YAML, headers: { "content-type": "application/vnd.github.raw; charset=utf-8" } };
+        return { endpoint: "settings", status: 200, body: this.settingsYaml, headers: { "content-type": "application/vnd.github.raw; charset=utf-8" } };
       });
     }
     if (method === "GET" && path === `/orgs/${BENCH_ORG}/actions/runner-groups`) {
