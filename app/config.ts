@@ -20,6 +20,10 @@ const EnvSchema = z.object({
   KUMO_JIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(180),
   KUMO_JIT_MAX_WAIT_MS: z.coerce.number().int().min(0).max(8_000).default(3_000),
   KUMO_STORE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(8_000),
+  // Below Probot's 9 s, after which it answers 202 and a failure would look delivered.
+  KUMO_DELIVERY_DEADLINE_MS: z.coerce.number().int().min(500).max(8_500).default(8_000),
+  // GitHub's workflow_job payloads are ~10 KB; pushes to the org's .github repository are small too.
+  KUMO_MAX_BODY_KB: z.coerce.number().int().min(64).max(25 * 1024).default(512),
 });
 
 export interface KumoConfig {
@@ -41,6 +45,10 @@ export interface KumoConfig {
   jitMaxWaitMs: number;
   /** Longest one store call may take before it fails. */
   storeTimeoutMs: number;
+  /** A delivery's handler finishes or fails within this, so GitHub records every failure. */
+  deliveryDeadlineMs: number;
+  /** Largest webhook body read; larger ones are refused with 413 before their signature is checked. */
+  maxBodyBytes: number;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
@@ -62,6 +70,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
     jitPerMinute: e.KUMO_JIT_PER_MINUTE,
     jitMaxWaitMs: e.KUMO_JIT_MAX_WAIT_MS,
     storeTimeoutMs: e.KUMO_STORE_TIMEOUT_MS,
+    deliveryDeadlineMs: e.KUMO_DELIVERY_DEADLINE_MS,
+    maxBodyBytes: e.KUMO_MAX_BODY_KB * 1024,
   };
 }
 
@@ -80,4 +90,12 @@ export function checkAppCredentials(env: NodeJS.ProcessEnv = process.env): void 
     throw new ConfigError(`PRIVATE_KEY / PRIVATE_KEY_PATH: ${(error as Error).message}`);
   }
   if (!key) throw new ConfigError("PRIVATE_KEY is not set (nor PRIVATE_KEY_PATH): the GitHub App's private key, PEM");
+}
+
+/** In production the webhook secret is required: Probot would otherwise accept bodies signed with its public default. */
+export function checkWebhookSecret(env: NodeJS.ProcessEnv = process.env): string {
+  const secret = env.WEBHOOK_SECRET;
+  if (!secret) throw new ConfigError("WEBHOOK_SECRET is not set: the secret GitHub signs webhooks with, from the app's settings");
+  if (secret === "development") throw new ConfigError('WEBHOOK_SECRET is Probot\'s public default "development": set the app\'s own secret');
+  return secret;
 }

@@ -44,8 +44,8 @@ DOTENV_FILE="${DOTENV_FILE:-.env}"
 DRY_RUN="${DRY_RUN:-0}"
 # A named database is passed to the app as FIRESTORE_DATABASE_ID.
 FIRESTORE_DATABASE="${FIRESTORE_DATABASE:-(default)}"
-# Kumo's collection and the field its documents expire by (app/store): fixed, not settings.
-JOBS_COLLECTION='kumo-jobs'
+# Kumo's collections whose documents expire, and the field they expire by (app/store): fixed, not settings.
+TTL_COLLECTIONS='kumo-jobs kumo-redeliveries'
 TTL_FIELD='expireAt'
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ gc services enable run.googleapis.com firestore.googleapis.com artifactregistry.
   iam.googleapis.com
 
 # ---------------------------------------------------------------------------------------------
-# 2. Firestore (native mode) and the TTL that deletes old job documents
+# 2. Firestore (native mode) and the TTLs that delete old job and redelivery documents
 # ---------------------------------------------------------------------------------------------
 log "Firestore database $FIRESTORE_DATABASE in $FIRESTORE_LOCATION"
 if have firestore databases describe --database="$FIRESTORE_DATABASE"; then
@@ -235,17 +235,19 @@ else
     --location="$FIRESTORE_LOCATION" --type=firestore-native
 fi
 
-log "Firestore TTL on $JOBS_COLLECTION.$TTL_FIELD"
-ttl_state="$(value firestore fields ttls list --database="$FIRESTORE_DATABASE" \
-  --collection-group="$JOBS_COLLECTION" --format='value(name,ttlConfig.state)' |
-  awk -v f="/fields/$TTL_FIELD" 'index($1, f) { print $2 }')"
-if [[ $ttl_state == ACTIVE || $ttl_state == CREATING ]]; then
-  note "TTL policy is $ttl_state"
-else
-  # --async: building a TTL policy takes minutes; nothing below waits for it.
-  gc firestore fields ttls update "$TTL_FIELD" --database="$FIRESTORE_DATABASE" \
-    --collection-group="$JOBS_COLLECTION" --enable-ttl --async
-fi
+for collection in $TTL_COLLECTIONS; do
+  log "Firestore TTL on $collection.$TTL_FIELD"
+  ttl_state="$(value firestore fields ttls list --database="$FIRESTORE_DATABASE" \
+    --collection-group="$collection" --format='value(name,ttlConfig.state)' |
+    awk -v f="/fields/$TTL_FIELD" 'index($1, f) { print $2 }')"
+  if [[ $ttl_state == ACTIVE || $ttl_state == CREATING ]]; then
+    note "TTL policy is $ttl_state"
+  else
+    # --async: building a TTL policy takes minutes; nothing below waits for it.
+    gc firestore fields ttls update "$TTL_FIELD" --database="$FIRESTORE_DATABASE" \
+      --collection-group="$collection" --enable-ttl --async
+  fi
+done
 
 # ---------------------------------------------------------------------------------------------
 # 3. Artifact Registry and images
@@ -333,7 +335,8 @@ if [[ $FIRESTORE_DATABASE != '(default)' ]]; then
 fi
 # Passed on only when set here, so the app's own defaults apply otherwise.
 for optional in GHE_HOST GHE_PROTOCOL KUMO_RUNNER_PREFIX KUMO_SETTINGS_TTL_SECONDS \
-  KUMO_LAUNCH_LEASE_SECONDS KUMO_JIT_PER_MINUTE KUMO_JIT_MAX_WAIT_MS; do
+  KUMO_LAUNCH_LEASE_SECONDS KUMO_JIT_PER_MINUTE KUMO_JIT_MAX_WAIT_MS KUMO_STORE_TIMEOUT_MS \
+  KUMO_DELIVERY_DEADLINE_MS KUMO_MAX_BODY_KB; do
   if [[ -n ${!optional:-} ]]; then env_vars="$env_vars,$optional=${!optional}"; fi
 done
 secrets="PRIVATE_KEY=$PRIVATE_KEY_SECRET:latest,WEBHOOK_SECRET=$WEBHOOK_SECRET_NAME:latest"

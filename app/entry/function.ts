@@ -1,28 +1,36 @@
 import { http } from "@google-cloud/functions-framework";
 import { createNodeMiddleware, createProbot } from "probot";
-import { checkAppCredentials } from "../config.js";
+import { checkAppCredentials, checkWebhookSecret } from "../config.js";
 import app, { productionDeps } from "../index.js";
 import { KumoOctokit } from "../github/octokit.js";
 import { createLogger } from "../logging.js";
 import { exitWithError } from "./exit.js";
+import { frontDoor } from "./front-door.js";
 
 // Cloud Run functions entry (package.json `main`, target `kumo`): Probot's own Node
-// middleware. Built once per instance: createNodeMiddleware is async in Probot 14.
+// middleware behind the same front door as the server. The functions framework has
+// read the body already (up to its own 32 MiB limit); the front door checks its size
+// and signature. Built once per instance: createNodeMiddleware is async in Probot 14.
 const log = createLogger();
+const WEBHOOKS_PATH = "/api/github/webhooks";
 let middleware: Awaited<ReturnType<typeof createNodeMiddleware>>;
+let guard: ReturnType<typeof frontDoor>;
 try {
   checkAppCredentials();
-  productionDeps();
+  const secret = checkWebhookSecret();
+  const { config } = productionDeps();
+  guard = frontDoor({ path: WEBHOOKS_PATH, secret, maxBodyBytes: config.maxBodyBytes, log });
   middleware = await createNodeMiddleware(app, {
     probot: createProbot({ overrides: { Octokit: KumoOctokit, log } }),
-    webhooksPath: "/api/github/webhooks",
+    webhooksPath: WEBHOOKS_PATH,
   });
 } catch (error) {
   exitWithError(log, "function", error);
 }
 
-http("kumo", (req, res) => {
-  void middleware(req, res, () => {
+http("kumo", async (req, res) => {
+  if (await guard(req, res)) return;
+  await middleware(req, res, () => {
     res.status(404).json({ error: `no route for ${req.method} ${req.path}` });
   });
 });

@@ -1,4 +1,5 @@
 import type { ProbotOctokit } from "probot";
+import { parse as parseYaml } from "yaml";
 import { parseSettings, type ParsedSettings } from "./schema.js";
 
 export const SETTINGS_REPO = ".github";
@@ -39,18 +40,25 @@ export class SettingsLoader {
   }
 
   private async fetch(octokit: Octokit, org: string): Promise<ParsedSettings> {
+    // The file itself, not Probot's config.get: that one follows `_extends` into any
+    // repository (a writer of the one named could then choose Kumo's Cloud Run job).
+    let text: string;
+    try {
+      const { data } = await octokit.rest.repos.getContent({ owner: org, repo: SETTINGS_REPO, path: SETTINGS_PATH, mediaType: { format: "raw" } });
+      text = String(data);
+    } catch (error) {
+      if ((error as { status?: number }).status === 404) return parseSettings({});
+      throw error;
+    }
     let raw: unknown;
     try {
-      const { config } = await octokit.config.get({ owner: org, repo: SETTINGS_REPO, path: SETTINGS_PATH });
-      raw = config;
+      raw = parseYaml(text);
     } catch (error) {
-      // Invalid YAML or a broken `_extends` is a settings problem, not an outage:
-      // report it like a schema error (the plugin prefixes its own errors).
-      if (error instanceof Error && error.message.startsWith("[@probot/octokit-plugin-config]")) {
-        const cause = error.cause instanceof Error ? `: ${error.cause.message.split("\n")[0]}` : "";
-        return { ok: false, errors: [`(file): ${error.message.replace(/^\[[^\]]+\] /, "")}${cause}`] };
-      }
-      throw error;
+      // Invalid YAML is a settings problem, not an outage: reported like a schema error.
+      return { ok: false, errors: [`(file): invalid YAML: ${(error as Error).message.split("\n")[0]}`] };
+    }
+    if (raw !== null && typeof raw === "object" && "_extends" in raw) {
+      return { ok: false, errors: [`_extends: not supported; Kumo reads its settings only from ${org}/${SETTINGS_REPO}/${SETTINGS_PATH}`] };
     }
     return parseSettings(raw);
   }

@@ -1,0 +1,201 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { request } from "node:http";
+import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from "@jest/globals";
+import { peakRssMiBOf } from "../../bench/proc.js";
+import {
+  benchJobPayload,
+  closeFirestores,
+  freePort,
+  notCloudLogging,
+  postWebhook,
+  processEnv,
+  readJob,
+  startScript,
+  startStandIns,
+  stopAll,
+  uniqueProject,
+  waitFor,
+  type Proc,
+  type StandIns,
+} from "../helpers/processes.js";
+
+// The public webhook route of `npm start`, tried from outside as an attacker or a
+// careless operator would, against the process as it is deployed.
+jest.setTimeout(60_000);
+
+let nextJobId = 7_300_000;
+const MiB = 1024 * 1024;
+
+/** Resident set size of a process now, MiB. */
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+}
+
+/**
+ * POSTs `size` bytes with a wrong signature; `declared` sends Content-Length,
+ * otherwise the body is chunked. Resolves to the status (0 when the connection
+ * was cut before any answer) and the time to it.
+ */
+function postLarge(port: number, size: number, declared: boolean, expectContinue = false): Promise<{ status: number; ms: number }> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (status: number) => {
+      if (settled) return;
+      settled = true;
+      resolve({ status, ms: Date.now() - started });
+    };
+    const req = request({
+      host: "127.0.0.1",
+      port,
+      method: "POST",
+      path: "/api/github/webhooks",
+      headers: {
+        "content-type": "application/json",
+        "x-github-event": "workflow_job",
+        "x-github-delivery": randomUUID(),
+        "x-hub-signature-256": `sha256=${"0".repeat(64)}`,
+        ...(declared ? { "content-length": String(size) } : {}),
+        ...(expectContinue ? { expect: "100-continue" } : {}),
+      },
+    });
+    req.on("response", (res) => {
+      res.resume();
+      done(res.statusCode ?? 0);
+    });
+    req.on("error", () => done(0));
+    const chunk = Buffer.alloc(MiB, "x");
+    let sent = 0;
+    const pump = () => {
+      while (sent < size && !settled) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once("drain", pump);
+      }
+      req.end();
+    };
+    // With Expect: 100-continue the body goes only once the server says so.
+    if (expectContinue) {
+      req.flushHeaders();
+      req.once("continue", pump);
+    } else pump();
+  });
+}
+
+describe("the public webhook route of npm start", () => {
+  let s: StandIns;
+  let server: Proc;
+  let project: string;
+  let port: number;
+  let base: string;
+
+  beforeAll(async () => {
+    s = await startStandIns();
+    project = uniqueProject();
+    port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    server = startScript("start", processEnv(s, { project, port, extra: { KUMO_DELIVERY_DEADLINE_MS: "1000" } }));
+    await server.waitForHttp(port, "/ping");
+  });
+  afterEach(() => s.github.setLatency({}));
+  afterAll(async () => {
+    await stopAll();
+    await s?.close();
+    await closeFirestores();
+  });
+
+  test("twelve 32 MB bodies at once, announced with Expect: 100-continue: 413 each before a byte of them is sent", async () => {
+    const before = rssMiB(server.child.pid!);
+    const results = await Promise.all(Array.from({ length: 12 }, () => postLarge(port, 32 * MiB, true, true)));
+    expect(results.map((r) => r.status)).toEqual(Array(12).fill(413));
+    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(2_000);
+    expect(rssMiB(server.child.pid!) - before).toBeLessThan(4);
+  });
+
+  test("twelve 32 MB bodies at once with a declared length: refused (413, or the connection cut while the client still sends), fast, and the process grows by less than 8 MiB", async () => {
+    const before = rssMiB(server.child.pid!);
+    const results = await Promise.all(Array.from({ length: 12 }, () => postLarge(port, 32 * MiB, true)));
+    // The answer races the client's own writes on loopback: a client busy writing may see the cut first.
+    for (const r of results) expect([413, 0]).toContain(r.status);
+    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(5_000);
+    expect(rssMiB(server.child.pid!) - before).toBeLessThan(8);
+    expect((await fetch(`${base}/ping`)).status).toBe(200);
+  });
+
+  test("twelve 32 MB chunked bodies at once: reading stops at the limit (512 KiB), 413 each, and the process grows by less than 16 MiB", async () => {
+    const before = rssMiB(server.child.pid!);
+    const results = await Promise.all(Array.from({ length: 12 }, () => postLarge(port, 32 * MiB, false)));
+    // The answer may race the client's writes: the connection is closed after it.
+    for (const r of results) expect([413, 0]).toContain(r.status);
+    expect(results.filter((r) => r.status === 413).length).toBeGreaterThan(0);
+    expect(rssMiB(server.child.pid!) - before).toBeLessThan(16);
+    expect(peakRssMiBOf(server.child.pid!)).toBeLessThan(400);
+    expect((await fetch(`${base}/ping`)).status).toBe(200);
+  });
+
+  test("a wrong signature → 401 with one short WARNING line (delivery id, event, reason), and nothing is created", async () => {
+    const jobId = nextJobId++;
+    const marker = `body-marker-${randomUUID()}`;
+    const payload = { ...benchJobPayload("queued", jobId), marker };
+    const from = server.lines.length;
+    const res = await postWebhook(`${base}/api/github/webhooks`, "workflow_job", payload, { secret: "not-the-secret" });
+    expect(res.status).toBe(401);
+    await waitFor("the refusal's log line", () => server.lines.length > from);
+    // A later request's answer means the refusal wrote all it was going to write.
+    expect((await fetch(`${base}/ping`)).status).toBe(200);
+    const lines = server.lines.slice(from);
+    expect(lines).toHaveLength(1);
+    const entry = JSON.parse(lines[0]!.text);
+    expect(entry).toMatchObject({ severity: "WARNING", message: "webhook refused", deliveryId: res.guid, event: "workflow_job", status: 401, reason: "signature does not match WEBHOOK_SECRET" });
+    expect(lines[0]!.text.length).toBeLessThan(600);
+    expect(await readJob(project, jobId)).toBeUndefined();
+    expect(s.github.callsTo("jit")).toHaveLength(0);
+  });
+
+  test("no log line ever holds a request body, refused or accepted", async () => {
+    const marker = `body-marker-${randomUUID()}`;
+    const withMarker = (jobId: number) => ({ ...benchJobPayload("queued", jobId), repository: { ...benchJobPayload("queued", jobId).repository, description: marker } });
+    expect((await postWebhook(`${base}/api/github/webhooks`, "workflow_job", withMarker(nextJobId++), { secret: "wrong" })).status).toBe(401);
+    expect((await postWebhook(`${base}/api/github/webhooks`, "workflow_job", withMarker(nextJobId++))).status).toBe(200);
+    // Signed, but a launch that fails: Probot logs the failed delivery.
+    s.cloudRun.failNext("runJob", { status: 403, body: { error: { code: 403, message: "denied", status: "PERMISSION_DENIED" } } });
+    expect((await postWebhook(`${base}/api/github/webhooks`, "workflow_job", withMarker(nextJobId++))).status).toBe(500);
+    expect(server.lines.filter((l) => l.text.includes(marker))).toEqual([]);
+    expect(notCloudLogging(server.lines)).toEqual([]);
+  });
+
+  test("one deadline per delivery: a delivery that cannot finish in time answers 500 before Probot's 9 s, never 202", async () => {
+    const jobId = nextJobId++;
+    s.github.setLatency({ jit: 3_000 });
+    const started = Date.now();
+    const res = await postWebhook(`${base}/api/github/webhooks`, "workflow_job", benchJobPayload("queued", jobId));
+    expect(res.status).toBe(500);
+    expect(Date.now() - started).toBeLessThan(2_500);
+    expect(server.lines.some((l) => l.text.includes("DeadlineError"))).toBe(true);
+  });
+});
+
+describe("production refuses to start without its secrets", () => {
+  let s: StandIns;
+  beforeAll(async () => {
+    s = await startStandIns();
+  });
+  afterAll(async () => {
+    await stopAll();
+    await s?.close();
+  });
+
+  test.each([
+    ["no WEBHOOK_SECRET", { WEBHOOK_SECRET: undefined }, /WEBHOOK_SECRET is not set/],
+    ["Probot's default secret", { WEBHOOK_SECRET: "development" }, /WEBHOOK_SECRET is Probot's public default/],
+    ["no private key", { PRIVATE_KEY: undefined }, /PRIVATE_KEY is not set/],
+  ])("%s → exit 1 and one ERROR line naming it", async (_name, extra, message) => {
+    const p = startScript("start", processEnv(s, { project: uniqueProject(), port: await freePort(), extra }));
+    const { code } = await p.waitForExit(15_000);
+    expect(code).toBe(1);
+    const errors = p.logEntries().filter((e) => e.severity === "ERROR");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.message).toMatch(message);
+    expect(notCloudLogging(p.lines)).toEqual([]);
+  });
+});
