@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "@jest/globals";
 import nock from "nock";
 import { CLOUD_RUN_ENDPOINT, mockCloudRun } from "../helpers/cloud-run.js";
-import { REPO, SETTINGS_YAML, workflowJobPayload } from "../helpers/fixtures.js";
+import { INSTALLATION_ID, ORG, REPO, SETTINGS_YAML, workflowJobPayload } from "../helpers/fixtures.js";
 import { mockGitHub } from "../helpers/github.js";
 import { APP_ID, PRIVATE_KEY, WEBHOOK_SECRET } from "../helpers/harness.js";
 
@@ -40,6 +40,37 @@ function signedDelivery(body: string, secret = WEBHOOK_SECRET): Record<string, s
   };
 }
 
+/** The dependencies both entry points of this process share (store, settings and group caches). */
+async function processDeps() {
+  const { productionDeps } = await import("../../app/index.js");
+  return productionDeps();
+}
+
+/** Empties the process's settings and runner group caches, so a test does not depend on which test ran before. */
+async function coldCaches() {
+  const deps = await processDeps();
+  deps.settings.invalidate(INSTALLATION_ID);
+  deps.groups.invalidate(ORG);
+}
+
+/** The job's record in the process's store. */
+async function recordOf(jobId: number) {
+  return (await processDeps()).store.get(jobId);
+}
+
+/**
+ * Everything a served job would use: token, settings, runner groups, JIT and runJob, each answering once.
+ * The test compares nock's pending interceptors before and after to show that none was used.
+ */
+async function everythingAJobWouldUse() {
+  await coldCaches();
+  mockGitHub().canGetToken().hasSettings(SETTINGS_YAML).hasRunnerGroups(REPO, [{ id: 7, name: "cloudrun" }]).generatesJitConfig();
+  mockCloudRun().runsJob();
+  const pending = nock.pendingMocks();
+  expect(pending).toHaveLength(5);
+  return pending;
+}
+
 /** Sends a signed queued webhook to `url` and returns the status; GitHub and Cloud Run are nock. */
 async function deliverQueued(url: string, secret?: string) {
   const jobId = nextJobId++;
@@ -69,21 +100,24 @@ describe("entry points", () => {
     afterAll(() => new Promise((resolve) => server.close(resolve)));
 
     test("a signed real webhook → 200, and the fast path launches a runner", async () => {
-      const gh = mockGitHub().canGetToken().hasSettings(SETTINGS_YAML).hasRunnerGroups(REPO, [{ id: 7, name: "cloudrun" }]).generatesJitConfig();
+      await coldCaches();
+      const gh = mockGitHub().mayGetToken().hasSettings(SETTINGS_YAML).hasRunnerGroups(REPO, [{ id: 7, name: "cloudrun" }]).generatesJitConfig();
       const cr = mockCloudRun().runsJob();
       const { status, jobId } = await deliverQueued(url);
       expect(status).toBe(200);
       expect(gh.jitRequests[0]!.name).toMatch(new RegExp(`^kumo-${jobId}-1-`));
       expect(cr.runJobCalls[0]!.job).toBe(`projects/${PROJECT}/locations/us-central1/jobs/gha-runner-small`);
+      expect(await recordOf(jobId)).toMatchObject({ state: "launched", attempts: 1, runnerName: gh.jitRequests[0]!.name });
       gh.done();
       cr.done();
     });
 
-    test("a bad signature → 4xx and nothing runs", async () => {
-      const { status } = await deliverQueued(url, "not-the-secret");
-      expect(status).toBeGreaterThanOrEqual(400);
-      expect(status).toBeLessThan(500);
-      expect(nock.pendingMocks()).toEqual([]);
+    test("a bad signature → 401; no GitHub or Cloud Run call, no record", async () => {
+      const pending = await everythingAJobWouldUse();
+      const { status, jobId } = await deliverQueued(url, "not-the-secret");
+      expect(status).toBe(401);
+      expect(nock.pendingMocks()).toEqual(pending);
+      expect(await recordOf(jobId)).toBeUndefined();
     });
 
     test("another path → 404", async () => {
@@ -110,52 +144,70 @@ describe("entry points", () => {
     });
 
     test("a signed real webhook → 200, and the fast path launches a runner", async () => {
-      // Settings and runner groups were cached by the process's dependencies, shared with the function entry above.
-      const gh = mockGitHub().canGetToken().generatesJitConfig();
+      await coldCaches();
+      const gh = mockGitHub().mayGetToken().hasSettings(SETTINGS_YAML).hasRunnerGroups(REPO, [{ id: 7, name: "cloudrun" }]).generatesJitConfig();
       const cr = mockCloudRun().runsJob();
-      const { status } = await deliverQueued(`${base}/api/github/webhooks`);
+      const { status, jobId } = await deliverQueued(`${base}/api/github/webhooks`);
       expect(status).toBe(200);
-      expect(cr.runJobCalls).toHaveLength(1);
+      expect(gh.jitRequests[0]!.name).toMatch(new RegExp(`^kumo-${jobId}-1-`));
+      expect(cr.runJobCalls[0]!.job).toBe(`projects/${PROJECT}/locations/us-central1/jobs/gha-runner-small`);
+      expect(await recordOf(jobId)).toMatchObject({ state: "launched", attempts: 1, runnerName: gh.jitRequests[0]!.name });
       gh.done();
       cr.done();
     });
 
-    test("a bad signature → 4xx and nothing runs", async () => {
-      const { status } = await deliverQueued(`${base}/api/github/webhooks`, "wrong");
-      expect(status).toBeGreaterThanOrEqual(400);
-      expect(status).toBeLessThan(500);
+    test("a bad signature → 401; no GitHub or Cloud Run call, no record", async () => {
+      const pending = await everythingAJobWouldUse();
+      const { status, jobId } = await deliverQueued(`${base}/api/github/webhooks`, "wrong");
+      expect(status).toBe(401);
+      expect(nock.pendingMocks()).toEqual(pending);
+      expect(await recordOf(jobId)).toBeUndefined();
     });
 
-    const valid = () => workflowJobPayload("queued", { id: nextJobId++, labels: ["kumo", "small"] });
-    const withoutJob = () => {
-      const { workflow_job: _job, ...rest } = valid();
+    const valid = (id: number) => workflowJobPayload("queued", { id, labels: ["kumo", "small"] });
+    const withoutJob = (id: number) => {
+      const { workflow_job: _job, ...rest } = valid(id);
       return rest;
     };
-    const withoutInstallation = () => {
-      const { installation: _i, ...rest } = valid();
+    const withoutInstallation = (id: number) => {
+      const { installation: _i, ...rest } = valid(id);
       return rest;
+    };
+    const withLabels = (id: number, labels: string[], extra: Record<string, unknown> = {}) => {
+      const payload = valid(id);
+      return { ...payload, workflow_job: { ...payload.workflow_job, labels }, ...extra };
     };
     test.each([
-      ["a truncated body", () => JSON.stringify(valid()).slice(0, 200), "workflow_job", [400]],
-      ["a payload without workflow_job", () => JSON.stringify(withoutJob()), "workflow_job", [200]],
-      ["a payload without installation", () => JSON.stringify(withoutInstallation()), "workflow_job", [200]],
-      ["10,000 labels", () => JSON.stringify({ ...valid(), workflow_job: { ...valid().workflow_job, labels: Array.from({ length: 10_000 }, (_, i) => `l${i}`) } }), "workflow_job", [200]],
-      // Signed by GitHub, so processed like any delivery: here a GitHub-hosted job, ignored.
-      ["a 5 MB body", () => JSON.stringify({ ...valid(), workflow_job: { ...valid().workflow_job, labels: ["ubuntu-latest"] }, padding: "x".repeat(5 * 1024 * 1024) }), "workflow_job", [200]],
-      ["an unknown action", () => JSON.stringify({ ...valid(), action: "teleported" }), "workflow_job", [200]],
-      ["an unknown event", () => JSON.stringify(valid()), "weather_report", [200, 400]],
-      ["not JSON at all", () => "<xml/>", "workflow_job", [400]],
-    ])("%s → a clear 4xx or an ignored event; nothing is created and the server keeps serving", async (_name, body, event, statuses) => {
+      ["a truncated body", 400, "workflow_job", (id: number) => JSON.stringify(valid(id)).slice(0, 200)],
+      ["a payload without workflow_job", 200, "workflow_job", (id: number) => JSON.stringify(withoutJob(id))],
+      ["a payload without installation", 200, "workflow_job", (id: number) => JSON.stringify(withoutInstallation(id))],
+      ["10,000 labels", 200, "workflow_job", (id: number) => JSON.stringify(withLabels(id, Array.from({ length: 10_000 }, (_, i) => `l${i}`)))],
+      // Over the body limit (KUMO_MAX_BODY_KB, 512 KiB): refused before its signature is checked.
+      ["a 5 MB body", 413, "workflow_job", (id: number) => JSON.stringify(withLabels(id, ["kumo", "small"], { padding: "x".repeat(5 * 1024 * 1024) }))],
+      ["an unknown action", 200, "workflow_job", (id: number) => JSON.stringify({ ...valid(id), action: "teleported" })],
+      ["an unknown event", 200, "weather_report", (id: number) => JSON.stringify(valid(id))],
+      ["not JSON at all", 400, "workflow_job", () => "<xml/>"],
+    ])("%s → %i, nothing is created, and the server keeps serving", async (_name, expected, event, body) => {
+      await coldCaches();
       // Settings may be read (the job is not known to be unserved before); nothing else may be called.
-      const gh = mockGitHub();
-      gh.scope.post(/access_tokens/).optionally().reply(201, { token: "ghs_x", expires_at: new Date(Date.now() + 3_600_000).toISOString() });
+      const gh = mockGitHub().mayGetToken();
       gh.scope.get(/contents/).optionally().reply(200, SETTINGS_YAML, { "content-type": "application/vnd.github.v3.raw; charset=utf-8" });
-      const text = body();
+      gh.hasRunnerGroups(REPO, [{ id: 7, name: "cloudrun" }]).generatesJitConfig();
+      const cr = mockCloudRun().runsJob();
+      const untouched = nock.pendingMocks();
+      expect(untouched).toHaveLength(3);
+      const jobId = nextJobId++;
+      const text = body(jobId);
+
       const res = await fetch(`${base}/api/github/webhooks`, { method: "POST", headers: { ...signedDelivery(text), "x-github-event": event }, body: text });
-      expect(statuses).toContain(res.status);
+
+      expect(res.status).toBe(expected);
       expect((await fetch(`${base}/ping`)).status).toBe(200);
-      // No runner group, JIT or Cloud Run call was made (they would fail with "no match" and answer 500).
-      expect(res.status).not.toBe(500);
+      // No runner group, JIT or Cloud Run call, and no record of the job.
+      expect(nock.pendingMocks()).toEqual(untouched);
+      expect(gh.jitRequests).toEqual([]);
+      expect(cr.runJobCalls).toEqual([]);
+      expect(await recordOf(jobId)).toBeUndefined();
     });
   });
 });

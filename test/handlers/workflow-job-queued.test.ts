@@ -2,7 +2,7 @@ import { describe, expect, test } from "@jest/globals";
 import { mockCloudRun } from "../helpers/cloud-run.js";
 import { ORG, REPO, SETTINGS_YAML, deliveryId, workflowJobPayload } from "../helpers/fixtures.js";
 import { jitConfigFor, mockGitHub } from "../helpers/github.js";
-import { createHarness, trackMocks, useNock } from "../helpers/harness.js";
+import { createHarness, emulatorStore, trackMocks, useNock } from "../helpers/harness.js";
 
 useNock();
 
@@ -129,7 +129,7 @@ describe("workflow_job.queued", () => {
 
   test.each([
     ["a schema error", "runners:\n  - labels: [kumo]\n    job: Not_A_Job\n    colour: blue\n", [/runners\.0\.job: must be a Cloud Run job name/, /runners\.0: Unrecognized key: "colour"/]],
-    ["invalid YAML", "runners: [\n  - labels: [kumo\n", [/not be parsed .*invalid YAML/]],
+    ["invalid YAML", "runners: [\n  - labels: [kumo\n", [/^\(file\): invalid YAML: /]],
   ])("an invalid settings file (%s) logs every problem and starts nothing", async (_name, yaml, expected) => {
     const h = createHarness();
     track(mockGitHub().canGetToken().hasSettings(yaml));
@@ -153,8 +153,11 @@ describe("workflow_job.queued", () => {
 
   test("a job of a user account is ignored with a clear log line, without any call", async () => {
     const h = createHarness();
-    await h.deliver("workflow_job", workflowJobPayload("queued", { id: newJobId(), labels: ["kumo", "small"], org: null }));
-    expect(h.logs.find(/Kumo serves organizations only/)).toBeDefined();
+    const jobId = newJobId();
+    // No interceptor: any GitHub call would fail the delivery.
+    await h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"], org: null }));
+    expect(h.logs.find(/Kumo serves organizations only/)).toMatchObject({ jobId, owner: "octocat" });
+    expect(await h.deps.store.get(jobId)).toBeUndefined();
   });
 
   test("runJob failure deletes the registration, records why, and fails the delivery", async () => {
@@ -182,6 +185,53 @@ describe("workflow_job.queued", () => {
     expect(await h.deps.store.get(jobId)).toMatchObject({ state: "failed", lastError: expect.stringMatching(/PERMISSION_DENIED: .*runWithOverrides/) });
   });
 
+  test("GitHub's 422 spam answer to generate-jitconfig is retryable: the job stays pending for reconcile", async () => {
+    const h = createHarness();
+    track(gitHubWithSettings().failsJitConfig(422, {}, "Validation Failed: request was flagged as spam"));
+    const jobId = newJobId();
+
+    await expect(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }))).rejects.toThrow(/HTTP 422/);
+
+    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending", lastError: expect.stringMatching(/HTTP 422: Validation Failed: request was flagged as spam/) });
+  });
+
+  test("any other 422 from generate-jitconfig needs a person: the job is recorded as failed", async () => {
+    const h = createHarness();
+    track(gitHubWithSettings().failsJitConfig(422, {}, "Validation Failed: runner group is not valid"));
+    const jobId = newJobId();
+
+    await expect(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }))).rejects.toThrow(/HTTP 422/);
+
+    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "failed", lastError: expect.stringMatching(/HTTP 422: Validation Failed: runner group/) });
+  });
+
+  test("a runner started but not recorded (markLaunched fails) is undone: registration deleted, execution cancelled, job pending", async () => {
+    const store = emulatorStore();
+    store.markLaunched = async () => {
+      throw new Error("DEADLINE_EXCEEDED: commit timed out");
+    };
+    const h = createHarness({ store });
+    const gh = track(gitHubWithSettings().generatesJitConfig().deletesRunner(1000));
+    const cr = track(mockCloudRun().runsJob().cancelsExecution());
+    const jobId = newJobId();
+
+    await expect(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }))).rejects.toThrow(
+      /runner started but not recorded/,
+    );
+
+    expect(cr.runJobCalls).toHaveLength(1);
+    expect(gh.deletedRunners).toEqual([1000]);
+    expect(cr.cancelled).toEqual([`${SMALL_JOB}/executions/gha-runner-small-00001`]);
+    const record = await store.get(jobId);
+    expect(record).toMatchObject({
+      state: "pending",
+      attempts: 1,
+      lastError: "runner started but not recorded (DEADLINE_EXCEEDED: commit timed out); launch undone",
+    });
+    expect(record!.runnerName).toBeUndefined();
+    expect(h.logs.find(/runner retired/)).toMatchObject({ runnerName: gh.jitRequests[0]!.name, why: "launch undone" });
+  });
+
   test("GitHub's secondary rate limit leaves the job pending until retry-after, without sleeping", async () => {
     const h = createHarness();
     track(gitHubWithSettings().failsJitConfig(403, { "retry-after": "30" }, "You have exceeded a secondary rate limit"));
@@ -195,8 +245,10 @@ describe("workflow_job.queued", () => {
     expect(record).toMatchObject({ state: "pending", lastError: expect.stringMatching(/secondary rate limit/) });
     expect(record!.leaseUntil!.getTime()).toBeGreaterThan(Date.now() + 20_000);
     // The next job of this instance does not try GitHub before then (no interceptor: a call would fail).
-    await h.deliver("workflow_job", workflowJobPayload("queued", { id: newJobId(), labels: ["kumo", "small"] }));
-    expect(h.logs.find(/budget of this instance is used up/)).toBeDefined();
+    const next = newJobId();
+    await h.deliver("workflow_job", workflowJobPayload("queued", { id: next, labels: ["kumo", "small"] }));
+    expect(h.logs.find(/budget of this instance is used up/)).toMatchObject({ jobId: next });
+    expect(await h.deps.store.get(next)).toMatchObject({ state: "pending", attempts: 1, lastError: expect.stringMatching(/^JIT registration budget of this instance is used up/) });
   });
 
   test("no JIT config appears in any log line", async () => {
@@ -227,24 +279,45 @@ describe("workflow_job.queued", () => {
     expect(gh.jitRequests).toHaveLength(2);
   });
 
-  test("a push touching kumo.yml in the org's .github repository drops the cached settings", async () => {
+  test("a push touching kumo.yml on the default branch of the org's .github repository drops the cached settings and groups", async () => {
     const h = createHarness();
     track(gitHubWithSettings().generatesJitConfig(2));
     track(mockCloudRun().runsJob(2));
     await h.deliver("workflow_job", workflowJobPayload("queued", { id: newJobId(), labels: ["kumo", "small"] }));
 
     await h.deliver("push", pushPayload(".github", [".github/kumo.yml"]));
-    await h.deliver("push", pushPayload("other-repo", [".github/kumo.yml"]));
-    await h.deliver("push", pushPayload(".github", ["README.md"]));
+    // Both must be read again (trackMocks fails the test when an interceptor is left unused).
     track(mockGitHub().hasSettings(SETTINGS_YAML).hasRunnerGroups(REPO, [{ id: 7, name: "cloudrun" }]));
+    const jobId = newJobId();
+    await h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }));
 
+    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "launched" });
+    expect(h.logs.find(/kumo.yml changed/)).toMatchObject({ org: ORG });
+  });
+
+  test.each([
+    ["a push to another repository touching .github/kumo.yml", () => pushPayload("other-repo", [".github/kumo.yml"])],
+    ["a push to the .github repository touching another file", () => pushPayload(".github", ["README.md", ".github/other.yml"])],
+    ["a push of kumo.yml to another branch of the .github repository", () => pushPayload(".github", [".github/kumo.yml"], "refs/heads/feature")],
+  ])("%s keeps the cache: the next job makes no settings or group call", async (_name, push) => {
+    const h = createHarness();
+    // Settings and groups are answered once: a second read would find no interceptor and fail the delivery.
+    const gh = track(gitHubWithSettings().generatesJitConfig(2));
+    track(mockCloudRun().runsJob(2));
     await h.deliver("workflow_job", workflowJobPayload("queued", { id: newJobId(), labels: ["kumo", "small"] }));
+
+    await h.deliver("push", push());
+    const jobId = newJobId();
+    await h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }));
+
+    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "launched", runnerName: gh.jitRequests[1]!.name });
+    expect(h.logs.find(/kumo.yml changed/)).toBeUndefined();
   });
 });
 
-function pushPayload(repo: string, files: string[]) {
+function pushPayload(repo: string, files: string[], ref = "refs/heads/main") {
   return {
-    ref: "refs/heads/main",
+    ref,
     before: "a".repeat(40),
     after: "b".repeat(40),
     installation: { id: 4242 },

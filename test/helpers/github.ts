@@ -32,10 +32,30 @@ export function mockGitHub(org = ORG) {
       scope.post(`/app/installations/${installationId}/access_tokens`).times(50).optionally().reply(201, token);
       return api;
     },
+    /** For an app whose Probot may hold a token already (an earlier test of the same process got one). */
+    mayGetToken(installationId = INSTALLATION_ID) {
+      scope
+        .post(`/app/installations/${installationId}/access_tokens`)
+        .times(50)
+        .optionally()
+        .reply(201, () => ({ token: "ghs_test_installation_token", expires_at: new Date(Date.now() + 3_600_000).toISOString() }));
+      return api;
+    },
     hasSettings(yaml: string | null) {
       const path = `/repos/${org}/.github/contents/${encodeURIComponent(".github/kumo.yml")}`;
       if (yaml === null) scope.get(path).reply(404, { message: "Not Found" });
       else scope.get(path).reply(200, yaml, { "content-type": "application/vnd.github.v3.raw; charset=utf-8" });
+      return api;
+    },
+    failsSettings(status: number, message = "Server Error") {
+      scope.get(`/repos/${org}/.github/contents/${encodeURIComponent(".github/kumo.yml")}`).reply(status, { message });
+      return api;
+    },
+    failsRunnerGroups(repo: string, status: number, message = "Server Error") {
+      scope
+        .get(`/orgs/${org}/actions/runner-groups`)
+        .query((q) => q.visible_to_repository === repo)
+        .reply(status, { message });
       return api;
     },
     hasRunnerGroups(repo: string, groups: Array<{ id: number; name: string }>) {

@@ -174,6 +174,51 @@ describe("reconcile", () => {
     expect(cr.cancelled).toEqual([`${SMALL_JOB}/executions/e-71`]);
   });
 
+  test("stale runners: a launch under way (claimed, runner of this attempt) is needed even past the grace; a runner of an earlier attempt is not", async () => {
+    const store = emulatorStore(10 * 60_000); // a slow launch: the claim is still leased
+    const h = createHarness({ store });
+    const underWay = newJobId();
+    const retried = newJobId();
+    await store.claim(newJob(underWay), minutesAgo(3));
+    await store.claim(newJob(retried), minutesAgo(30));
+    expect((await store.claim(newJob(retried), minutesAgo(3))).record).toMatchObject({ state: "claimed", attempts: 2 });
+    const gh = track(
+      mockGitHub()
+        .canGetToken()
+        .hasInstallations([{ id: INSTALLATION_ID, login: ORG }])
+        .hasRunners([
+          { id: 81, name: `kumo-${underWay}-1-aaaaaa` },
+          { id: 82, name: `kumo-${retried}-1-bbbbbb` },
+        ])
+        .deletesRunner(82),
+    );
+
+    const [summary] = await reconcileWith(h, {}, [staleRunners]);
+
+    expect(summary!.counts).toEqual({ runners: 2, needed: 1, busy: 0, deleted: 1, young: 0, errors: 0 });
+    expect(gh.deletedRunners).toEqual([82]);
+    expect(await store.get(underWay)).toMatchObject({ state: "claimed", attempts: 1 });
+  });
+
+  test.each(["waiting", "pending", "requested"])(
+    "unfinished launches: a job GitHub reports as %s needs no runner yet: skipped, its record left as it was",
+    async (status) => {
+      const h = createHarness();
+      const jobId = newJobId();
+      await h.deps.store.claim(newJob(jobId), minutesAgo(3));
+      await h.deps.store.markNotLaunched(jobId, 1, { state: "pending", reason: "HTTP 502" }, minutesAgo(3));
+      // No JIT, runner list or Cloud Run interceptor: a launch attempt would be counted as an error.
+      track(mockGitHub().canGetToken().hasJob(FULL_REPO, jobId, status));
+
+      const [summary] = await reconcileWith(h, {}, [unfinishedLaunches]);
+
+      expect(summary!.counts).toEqual({ checked: 1, launched: 0, closed: 0, waiting: 0, failed: 0, skipped: 1, errors: 0 });
+      const record = await h.deps.store.get(jobId);
+      expect(record).toMatchObject({ state: "pending", attempts: 1, lastError: "HTTP 502" });
+      expect(record!.conclusion).toBeUndefined();
+    },
+  );
+
   test("lost webhooks are redelivered once per pass, a bounded number of times, and the watermark moves", async () => {
     const h = createHarness();
     const now = Date.now();
