@@ -24,6 +24,10 @@ const EnvSchema = z.object({
   KUMO_DELIVERY_DEADLINE_MS: z.coerce.number().int().min(500).max(8_500).default(8_000),
   // GitHub's workflow_job payloads are ~10 KB; pushes to the org's .github repository are small too.
   KUMO_MAX_BODY_KB: z.coerce.number().int().min(64).max(25 * 1024).default(512),
+  KUMO_TROUBLESHOOTING_URL: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  KUMO_EXPLAIN_AFTER_SECONDS: z.coerce.number().int().min(0).max(86_400).default(120),
+  GHE_HOST: z.string().min(1).optional(),
+  GHE_PROTOCOL: z.enum(["http", "https"]).default("https"),
 });
 
 export interface KumoConfig {
@@ -49,6 +53,12 @@ export interface KumoConfig {
   deliveryDeadlineMs: number;
   /** Largest webhook body read; larger ones are refused with 413 before their signature is checked. */
   maxBodyBytes: number;
+  /** GitHub's web address (GitHub Enterprise Server's with GHE_HOST), for links in check runs. */
+  webUrl: string;
+  /** Kumo's troubleshooting guide, linked from check runs. */
+  troubleshootingUrl?: string;
+  /** A job waiting for capacity this long gets a check run that says so. */
+  explainAfterMs: number;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
@@ -72,6 +82,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
     storeTimeoutMs: e.KUMO_STORE_TIMEOUT_MS,
     deliveryDeadlineMs: e.KUMO_DELIVERY_DEADLINE_MS,
     maxBodyBytes: e.KUMO_MAX_BODY_KB * 1024,
+    webUrl: e.GHE_HOST ? `${e.GHE_PROTOCOL}://${e.GHE_HOST}` : "https://github.com",
+    troubleshootingUrl: e.KUMO_TROUBLESHOOTING_URL,
+    explainAfterMs: e.KUMO_EXPLAIN_AFTER_SECONDS * 1000,
   };
 }
 

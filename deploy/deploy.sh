@@ -45,7 +45,7 @@ DRY_RUN="${DRY_RUN:-0}"
 # A named database is passed to the app as FIRESTORE_DATABASE_ID.
 FIRESTORE_DATABASE="${FIRESTORE_DATABASE:-(default)}"
 # Kumo's collections whose documents expire, and the field they expire by (app/store): fixed, not settings.
-TTL_COLLECTIONS='kumo-jobs kumo-redeliveries'
+TTL_COLLECTIONS='kumo-jobs kumo-redeliveries kumo-explained'
 TTL_FIELD='expireAt'
 
 # ---------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ describe("logs for Cloud Logging", () => {
 
   test("a failed launch: ERROR lines under 2 KB with job, run, repository, delivery, attempt and reason, and never the payload", async () => {
     const h = createHarness({ cloudLogging: true });
-    const gh = track(mockGitHub().canGetToken().hasSettings(SETTINGS_YAML).hasRunnerGroups(REPO, [{ id: 7, name: "cloudrun" }]).generatesJitConfig().deletesRunner(1000));
+    const gh = track(mockGitHub().canGetToken().hasSettings(SETTINGS_YAML).hasRunnerGroups(REPO, [{ id: 7, name: "cloudrun" }]).generatesJitConfig().deletesRunner(1000).createsCheckRun(`${ORG}/${REPO}`));
     track(mockCloudRun().failsRunJob(403, "PERMISSION_DENIED", "caller lacks run.jobs.runWithOverrides"));
     const payload = workflowJobPayload("queued", { id: 990_001, labels: ["kumo", "small"] });
     const marker = `payload-marker-${randomUUID()}`;

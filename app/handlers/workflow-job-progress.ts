@@ -1,5 +1,7 @@
-import type { Context } from "probot";
+import type { Context, Logger } from "probot";
 import type { KumoDeps } from "../deps.js";
+import type { JobRecord } from "../store/job-store.js";
+import { explainResolved } from "../explain/check-run.js";
 import { freeCapacity } from "../launch/capacity.js";
 import { retireRunner } from "../launch/retire-runner.js";
 import { jobLogger, specForJob } from "./job-context.js";
@@ -15,7 +17,7 @@ export function workflowJobProgress(deps: KumoDeps) {
     if (!log) return;
     // Only jobs Kumo serves get a record: GitHub-hosted jobs send these events too.
     const match = await specForJob(deps, context, log);
-    if (!match) return;
+    if (!match.ok) return;
     const { workflow_job: job, repository } = context.payload;
     const record = await deps.store.recordProgress({
       jobId: job.id,
@@ -33,6 +35,9 @@ export function workflowJobProgress(deps: KumoDeps) {
       ...(job.conclusion ? { conclusion: job.conclusion } : {}),
     });
     log.info({ state: record.state, runnerName: job.runner_name, conclusion: job.conclusion }, `job ${context.payload.action}`);
+    // A check run said why it waited: now it has a runner. (Nothing to do, and no call, in the steady state.)
+    if (record.explained && job.runner_name) await explainResolved(deps, context.octokit, log, job.id);
+    if (context.payload.action === "completed") logTimings(log, record);
 
     // Completed without ever getting a runner (cancelled while queued): the runner
     // launched for it is surplus, unless it already took another job.
@@ -47,4 +52,26 @@ export function workflowJobProgress(deps: KumoDeps) {
     // Its runner has ended (or was just retired): a waiting job of a capped spec takes its place.
     if (context.payload.action === "completed") await freeCapacity(deps, context.octokit, context.log, record);
   };
+}
+
+const ms = (from?: Date, to?: Date) => (from && to ? Math.max(0, to.getTime() - from.getTime()) : undefined);
+
+/**
+ * One line per completed job with its timings and runner spec, for log-based
+ * metrics and dashboards (docs/troubleshooting.md shows one) without reading Firestore.
+ */
+function logTimings(log: Logger, record: JobRecord): void {
+  const queued = record.createdAt ?? record.receivedAt;
+  log.info(
+    {
+      queueMs: ms(queued, record.launchedAt),
+      startMs: ms(record.launchedAt, record.startedAt),
+      runMs: ms(record.startedAt, record.completedAt),
+      totalMs: ms(queued, record.completedAt),
+      spec: record.target ? `${record.org} [${record.target.labels.join(", ")}] → ${record.target.job.split("/").pop()}` : undefined,
+      conclusion: record.conclusion,
+      attempts: record.attempts,
+    },
+    "job timings",
+  );
 }

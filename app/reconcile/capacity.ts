@@ -1,7 +1,8 @@
 import { getJob } from "../github/jobs.js";
+import { explainRecord } from "../explain/check-run.js";
 import { launchWaiting } from "../launch/capacity.js";
 import { leaseActive, type CapacitySlot, type JobRecord, type RunnerTarget } from "../store/job-store.js";
-import { closeIfNotQueued, outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
+import { closeIfNotQueued, jobLog, outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
 
 /** How often reconcile asks GitHub whether a slot holder's job is still alive (its completed webhook may be lost). */
 export const SLOT_CHECK_MS = 5 * 60_000;
@@ -38,7 +39,7 @@ export function slotVerdict(slot: Pick<CapacitySlot, "takenAt" | "checkedAt">, r
  * live/cap/waiting.
  */
 export async function capacity(ctx: ReconcileContext): Promise<StepSummary> {
-  const counts = { specs: 0, live: 0, waiting: 0, released: 0, asked: 0, launched: 0, errors: 0 };
+  const counts = { specs: 0, live: 0, waiting: 0, released: 0, asked: 0, launched: 0, explained: 0, errors: 0 };
   const specs = new Map<string, { name: string; max: number; org: string; target?: RunnerTarget; installationId?: number }>();
   for (const slot of await ctx.deps.store.listSlots()) {
     if (outOfTime(ctx)) break;
@@ -81,7 +82,20 @@ export async function capacity(ctx: ReconcileContext): Promise<StepSummary> {
       }
     }
     const live = (await ctx.deps.store.listSlots(key)).length;
-    const waiting = spec.target ? (await ctx.deps.store.listWaiting(spec.org, spec.target, 1000)).length : 0;
+    const waitingJobs = spec.target ? await ctx.deps.store.listWaiting(spec.org, spec.target, 1000) : [];
+    const waiting = waitingJobs.length;
+    // Jobs that have waited a while are told why, on their commit.
+    for (const job of waitingJobs) {
+      const waitedMs = ctx.now.getTime() - (job.createdAt ?? job.receivedAt).getTime();
+      if (waitedMs < ctx.deps.config.explainAfterMs || job.explained || outOfTime(ctx)) continue;
+      await explainRecord(ctx.deps, await ctx.octokitFor(job.installationId), jobLog(ctx, job), job, {
+        kind: "capacity",
+        labels: job.target!.labels,
+        max: spec.max,
+        waitingMinutes: Math.floor(waitedMs / 60_000),
+      });
+      counts.explained++;
+    }
     counts.specs++;
     counts.live += live;
     counts.waiting += waiting;

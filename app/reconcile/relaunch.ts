@@ -1,5 +1,6 @@
 import type { Logger } from "probot";
 import type { Octokit } from "../github/octokit.js";
+import { explainRecord } from "../explain/check-run.js";
 import { freeCapacity, launchWaitingAfter } from "../launch/capacity.js";
 import { launchRunner } from "../launch/launch-runner.js";
 import type { JobRecord } from "../store/job-store.js";
@@ -28,6 +29,7 @@ export async function relaunch(
   if (attempts - (claim.record.waits ?? 0) > ctx.options.maxAttempts) {
     await ctx.deps.store.markNotLaunched(seen.jobId, attempts, { state: "failed", reason: `gave up after ${ctx.options.maxAttempts} launch attempts: ${why}` });
     log.error({ attempts: ctx.options.maxAttempts, why }, "reconcile: gave up launching a runner");
+    await explainRecord(ctx.deps, octokit, log, claim.record, { kind: "launch-failed", reason: `gave up after ${ctx.options.maxAttempts} launch attempts: ${why}`, final: true }, true);
     await freeCapacity(ctx.deps, octokit, ctx.log, claim.record);
     return "failed";
   }
@@ -35,5 +37,10 @@ export async function relaunch(
   const outcome = await launchRunner(ctx.deps, octokit, log, { ...claim.record, target: claim.record.target! });
   await launchWaitingAfter(ctx.deps, octokit, ctx.log, claim.record, claim.record.target!, outcome);
   if (outcome.launched) return "launched";
+  // A launch that keeps failing: after a while the job's commit says why.
+  const waitedMs = ctx.now.getTime() - (seen.createdAt ?? seen.receivedAt).getTime();
+  if (!outcome.deferred && waitedMs >= ctx.deps.config.explainAfterMs) {
+    await explainRecord(ctx.deps, octokit, log, claim.record, { kind: "launch-failed", reason: outcome.reason, final: outcome.state === "failed" }, outcome.state === "failed");
+  }
   return outcome.state === "waiting" ? "waiting" : "error";
 }

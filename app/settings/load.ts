@@ -1,6 +1,6 @@
 import type { ProbotOctokit } from "probot";
 import { parse as parseYaml } from "yaml";
-import { parseSettings, type ParsedSettings } from "./schema.js";
+import { parseSettings, unreadableSettings, type ParsedSettings } from "./schema.js";
 
 export const SETTINGS_REPO = ".github";
 export const SETTINGS_PATH = ".github/kumo.yml";
@@ -55,10 +55,10 @@ export class SettingsLoader {
       raw = parseYaml(text);
     } catch (error) {
       // Invalid YAML is a settings problem, not an outage: reported like a schema error.
-      return { ok: false, errors: [`(file): invalid YAML: ${(error as Error).message.split("\n")[0]}`] };
+      return unreadableSettings(`(file): invalid YAML: ${(error as Error).message.split("\n")[0]}`);
     }
     if (raw !== null && typeof raw === "object" && "_extends" in raw) {
-      return { ok: false, errors: [`_extends: not supported; Kumo reads its settings only from ${org}/${SETTINGS_REPO}/${SETTINGS_PATH}`] };
+      return unreadableSettings(`_extends: not supported; Kumo reads its settings only from ${org}/${SETTINGS_REPO}/${SETTINGS_PATH}`);
     }
     return parseSettings(raw);
   }

@@ -30,13 +30,34 @@ export const SettingsSchema = z
       .record(z.string().min(1), z.object({ runners: RunnerListSchema }).strict())
       .default({})
       .describe("Per-repository label maps, consulted before the org-wide list."),
+    explain: z
+      .boolean()
+      .default(true)
+      .describe("When a job addressed to Kumo cannot start or waits, say why in a check run on its commit (neutral: never blocks a merge)."),
   })
   .strict();
 
 export type RunnerSpec = z.infer<typeof RunnerSpecSchema>;
 export type Settings = z.infer<typeof SettingsSchema>;
 
-export type ParsedSettings = { ok: true; settings: Settings } | { ok: false; errors: string[] };
+/**
+ * An invalid file still says, as far as it can be read, which labels it meant
+ * to serve and whether explaining is on: jobs with those labels are told why
+ * nothing starts.
+ */
+export type ParsedSettings = { ok: true; settings: Settings } | { ok: false; errors: string[]; labels: string[]; explain: boolean };
+
+/** Labels listed anywhere in the file's runner specs, read leniently. */
+function labelsIn(raw: unknown): string[] {
+  const r = (raw ?? {}) as { runners?: unknown; repositories?: unknown };
+  const lists = [r.runners, ...Object.values(typeof r.repositories === "object" && r.repositories ? r.repositories : {}).map((x) => (x as { runners?: unknown })?.runners)];
+  return lists.flatMap((runners) => (Array.isArray(runners) ? runners : [])).flatMap((spec) => (Array.isArray(spec?.labels) ? spec.labels.filter((l: unknown) => typeof l === "string") : []));
+}
+
+/** A file that could not be read as settings at all. */
+export function unreadableSettings(error: string): ParsedSettings {
+  return { ok: false, errors: [error], labels: [], explain: true };
+}
 
 /** Validates raw settings; on failure lists every problem with its path (`runners.0.job: …`). */
 export function parseSettings(raw: unknown): ParsedSettings {
@@ -45,6 +66,8 @@ export function parseSettings(raw: unknown): ParsedSettings {
     return {
       ok: false,
       errors: result.error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(file)"}: ${i.message}`),
+      labels: labelsIn(raw),
+      explain: (raw as { explain?: unknown } | null)?.explain !== false,
     };
   }
   // Repository names are case-insensitive on GitHub.

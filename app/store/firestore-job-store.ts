@@ -4,6 +4,7 @@ import {
   leaseActive,
   type JobState,
   type CapacitySlot,
+  type Explanation,
   type RunnerTarget,
   type ClaimResult,
   type JobProgress,
@@ -18,6 +19,7 @@ export const JOBS_COLLECTION = "kumo-jobs";
 export const STATE_COLLECTION = "kumo-state";
 export const REDELIVERIES_COLLECTION = "kumo-redeliveries";
 export const SLOTS_COLLECTION = "kumo-slots";
+export const EXPLAINED_COLLECTION = "kumo-explained";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** GitHub fails a job queued for 24 h; a record nobody completed is useless well before this. */
@@ -241,6 +243,35 @@ export class FirestoreJobStore implements JobStore {
     }
   }
 
+  async explanation(jobId: number, create?: Omit<Explanation, "checkRunId">, now = new Date()): Promise<{ created: boolean; explanation?: Explanation }> {
+    const ref = this.db.collection(EXPLAINED_COLLECTION).doc(String(jobId));
+    if (create) {
+      try {
+        // create() is atomic: of every delivery and pass explaining this job, one makes the check run.
+        await ref.create({ ...create, at: now, expireAt: new Date(now.getTime() + DONE_RECORD_TTL_MS) });
+        return { created: true, explanation: create };
+      } catch (error) {
+        if ((error as { code?: number }).code !== ALREADY_EXISTS) throw error;
+      }
+    }
+    const data = (await ref.get()).data() as (Explanation & { at?: unknown; expireAt?: unknown }) | undefined;
+    if (!data) return { created: false };
+    const { at: _at, expireAt: _expireAt, ...explanation } = data;
+    return { created: false, explanation };
+  }
+
+  async setExplanation(jobId: number, fields: Partial<Pick<Explanation, "reason" | "checkRunId">>): Promise<void> {
+    await this.db.collection(EXPLAINED_COLLECTION).doc(String(jobId)).update(fields);
+    // The job record (when Kumo made one) learns it has a check run, so its in_progress updates it.
+    await this.jobs.doc(String(jobId)).update({ explained: true }).catch((error: { code?: number }) => {
+      if (error.code !== NOT_FOUND) throw error;
+    });
+  }
+
+  async dropExplanation(jobId: number): Promise<void> {
+    await this.db.collection(EXPLAINED_COLLECTION).doc(String(jobId)).delete();
+  }
+
   async getMark(name: string): Promise<Date | undefined> {
     const value = (await this.db.collection(STATE_COLLECTION).doc(name).get()).get("at");
     return value instanceof Timestamp ? value.toDate() : undefined;
@@ -295,6 +326,12 @@ export class FirestoreJobStore implements JobStore {
     // Bounded: an entry lives from a claim to its outcome, milliseconds apart, unless the launch crashed.
     if (this.ownClaims.size >= 10_000) this.ownClaims.delete(this.ownClaims.keys().next().value!);
     this.ownClaims.set(record.jobId, { attempt: record.attempts, writeTime, record });
+  }
+
+  async listReceivedSince<K extends keyof JobRecord>(since: Date, limit: number, fields: readonly K[]): Promise<Array<Pick<JobRecord, K>>> {
+    // A range on one field, ordered by that field: served by the automatic single-field index, no composite index to deploy.
+    const snapshot = await this.jobs.where("receivedAt", ">=", since).orderBy("receivedAt", "desc").select(...fields).limit(limit).get();
+    return snapshot.docs.map((d) => convertTimestamps(d.data()) as Pick<JobRecord, K>);
   }
 }
 

@@ -60,6 +60,8 @@ export interface RunnerTarget {
   /** Full Cloud Run job resource name. */
   job: string;
   maxRunners?: number;
+  /** false when the org's settings turned check-run explanations off. */
+  explain?: false;
 }
 
 export interface NewJob {
@@ -75,6 +77,9 @@ export interface NewJob {
   deliveryId?: string;
   /** GitHub's created_at of the job. */
   createdAt?: Date;
+  /** The job's name and commit, for a check run that explains a wait. */
+  name?: string;
+  headSha?: string;
 }
 
 export interface JobRecord extends Omit<NewJob, "target"> {
@@ -99,6 +104,8 @@ export interface JobRecord extends Omit<NewJob, "target"> {
   execution?: string;
   lastError?: string;
   conclusion?: string;
+  /** A check run on the job's commit says why it waits (kumo-explained/<job id>). */
+  explained?: boolean;
   /** The runner GitHub gave the job to (any runner with matching labels may take it). */
   assignedRunnerName?: string;
   assignedRunnerId?: number;
@@ -135,6 +142,16 @@ export interface JobProgress {
   conclusion?: string;
 }
 
+/** A check run that explains why a job waits: one per job, whatever the redeliveries and reconcile passes. */
+export interface Explanation {
+  jobId: number;
+  repo: string;
+  headSha: string;
+  /** The reason it states now (a WaitReason's kind), or "resolved" once a runner took the job. */
+  reason: string;
+  checkRunId?: number;
+}
+
 export interface JobStore {
   /** Creates the record, or re-claims a launchable one whose lease expired; else reports the existing record. */
   claim(job: NewJob, now?: Date): Promise<ClaimResult>;
@@ -166,9 +183,20 @@ export interface JobStore {
   listSlots(key?: string): Promise<CapacitySlot[]>;
   /** Notes that reconcile found the slot's holder alive. */
   touchSlot(id: string, now?: Date): Promise<void>;
+  /** The job's explanation; `create` makes it if there is none (of concurrent creators one wins: `created`). */
+  explanation(jobId: number, create?: Omit<Explanation, "checkRunId">, now?: Date): Promise<{ created: boolean; explanation?: Explanation }>;
+  /** Records the check run and the reason it states now (also marks the job record, if any, as explained). */
+  setExplanation(jobId: number, fields: Partial<Pick<Explanation, "reason" | "checkRunId">>): Promise<void>;
+  /** Forgets an explanation whose check run could not be made, so that a later event tries again. */
+  dropExplanation(jobId: number): Promise<void>;
   /** A small named value shared by all instances (reconcile's watermarks). */
   getMark(name: string): Promise<Date | undefined>;
   setMark(name: string, value: Date): Promise<void>;
   /** Counts one redelivery of a webhook guid; false (and nothing counted) once `max` were made. */
   takeRedelivery(guid: string, max: number, now?: Date): Promise<boolean>;
+  /**
+   * Records received at or after `since`, newest first, at most `limit`, with
+   * only `fields` read (reports: `npm run status`).
+   */
+  listReceivedSince<K extends keyof JobRecord>(since: Date, limit: number, fields: readonly K[]): Promise<Array<Pick<JobRecord, K>>>;
 }

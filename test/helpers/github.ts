@@ -18,6 +18,7 @@ export interface JitRequest {
 export function mockGitHub(org = ORG) {
   const scope = nock(GITHUB);
   const jitRequests: JitRequest[] = [];
+  const checkRuns: Array<{ method: "POST" | "PATCH"; path: string; body: Record<string, any> }> = [];
   const deletedRunners: number[] = [];
   let nextRunnerId = 1000;
 
@@ -25,6 +26,8 @@ export function mockGitHub(org = ORG) {
     scope,
     jitRequests,
     deletedRunners,
+    /** Check runs created (POST) and updated (PATCH), in order. */
+    checkRuns,
     canGetToken(installationId = INSTALLATION_ID) {
       const token = () => ({ token: "ghs_test_installation_token", expires_at: new Date(Date.now() + 3_600_000).toISOString() });
       scope.post(`/app/installations/${installationId}/access_tokens`).reply(201, token);
@@ -80,6 +83,26 @@ export function mockGitHub(org = ORG) {
             runner: { id, name: body.name, os: "unknown", status: "offline", busy: false, labels: body.labels, runner_group_id: body.runner_group_id, ephemeral: true },
             encoded_jit_config: jitConfigFor(body.name),
           };
+        });
+      return api;
+    },
+    createsCheckRun(repoFullName: string, id = 555, times = 1) {
+      scope
+        .post(`/repos/${repoFullName}/check-runs`)
+        .times(times)
+        .reply(201, (path: string, raw: unknown) => {
+          checkRuns.push({ method: "POST", path, body: (typeof raw === "string" ? JSON.parse(raw) : raw) as Record<string, any> });
+          return { id };
+        });
+      return api;
+    },
+    updatesCheckRun(repoFullName: string, id = 555, times = 1) {
+      scope
+        .patch(`/repos/${repoFullName}/check-runs/${id}`)
+        .times(times)
+        .reply(200, (path: string, raw: unknown) => {
+          checkRuns.push({ method: "PATCH", path, body: (typeof raw === "string" ? JSON.parse(raw) : raw) as Record<string, any> });
+          return { id };
         });
       return api;
     },

@@ -264,7 +264,7 @@ describe("reconcile", () => {
     track(mockGitHub().canGetToken().hasInstallations([{ id: INSTALLATION_ID, login: ORG }]).hasRunners([]).hasDeliveries([]));
     const lines = (await reconcileWith(h)).map(formatSummary);
     expect(lines).toEqual([
-      "capacity: specs=0 live=0 waiting=0 released=0 asked=0 launched=0 errors=0",
+      "capacity: specs=0 live=0 waiting=0 released=0 asked=0 launched=0 explained=0 errors=0",
       "unfinished launches: checked=0 launched=0 closed=0 waiting=0 failed=0 skipped=0 errors=0",
       "launches that never came up: checked=0 relaunched=0 closed=0 running=0 failed=0 skipped=0 errors=0",
       "stale runners: runners=0 needed=0 busy=0 deleted=0 young=0 errors=0",

@@ -21,19 +21,21 @@ describe("settings are read from the org's .github repository only", () => {
     expect(await load("_extends: app\nrunners: []\n")).toEqual({
       ok: false,
       errors: [`_extends: not supported; Kumo reads its settings only from ${ORG}/.github/.github/kumo.yml`],
+      labels: [],
+      explain: true,
     });
     expect(await load("_extends: other-owner/repo:.github/kumo.yml\n")).toMatchObject({ ok: false, errors: [expect.stringMatching(/^_extends: not supported/)] });
   });
 
   test("no file: no runner specs; invalid YAML: a settings error, not an outage", async () => {
-    expect(await load(null)).toEqual({ ok: true, settings: { runners: [], repositories: {} } });
+    expect(await load(null)).toEqual({ ok: true, settings: { runners: [], repositories: {}, explain: true } });
     expect(await load("runners: [unclosed\n")).toMatchObject({ ok: false, errors: [expect.stringMatching(/^\(file\): invalid YAML: /)] });
   });
 
   test("a valid file", async () => {
     expect(await load("runners:\n  - labels: [kumo]\n    job: j\n")).toEqual({
       ok: true,
-      settings: { runners: [{ labels: ["kumo"], group: "Default", job: "j" }], repositories: {} },
+      settings: { runners: [{ labels: ["kumo"], group: "Default", job: "j" }], repositories: {}, explain: true },
     });
   });
 });

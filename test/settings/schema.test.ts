@@ -4,7 +4,7 @@ import { matchRunnerSpec } from "../../app/labels.js";
 
 describe("settings schema", () => {
   test("defaults: empty file, group Default", () => {
-    expect(parseSettings(undefined)).toEqual({ ok: true, settings: { runners: [], repositories: {} } });
+    expect(parseSettings(undefined)).toEqual({ ok: true, settings: { runners: [], repositories: {}, explain: true } });
     const parsed = parseSettings({ runners: [{ labels: ["kumo"], job: "gha-runner" }] });
     expect(parsed.ok && parsed.settings.runners[0]!.group).toBe("Default");
   });
@@ -56,5 +56,12 @@ describe("label matching", () => {
     [[], "app", undefined],
   ])("%j in %s → %s", (labels, repo, job) => {
     expect(matchRunnerSpec(s, repo, labels)?.job).toBe(job);
+  });
+});
+
+describe("an invalid file still tells which labels it meant to serve", () => {
+  test("labels of every spec, org-wide and per repository, and explain", () => {
+    const parsed = parseSettings({ explain: false, runners: [{ labels: ["kumo", 3], job: "Bad_Job" }], repositories: { app: { runners: [{ labels: ["gpu"] }] } } });
+    expect(parsed).toMatchObject({ ok: false, labels: ["kumo", "gpu"], explain: false });
   });
 });
