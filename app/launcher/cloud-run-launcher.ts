@@ -78,4 +78,44 @@ export class CloudRunLauncher implements Launcher {
   async close(): Promise<void> {
     await Promise.all([this.jobs.close(), this.executions.close()]);
   }
+
+  /** What `npm run doctor` checks of a runner job, or undefined when the job does not exist (needs run.jobs.get). */
+  async job(name: string): Promise<CloudRunJobInfo | undefined> {
+    try {
+      const [job] = await this.jobs.getJob({ name });
+      const execution = job.template;
+      const task = execution?.template;
+      return {
+        name: job.name ?? name,
+        images: (task?.containers ?? []).map((c) => c.image ?? ""),
+        // Set explicitly or not at all (a oneof): unset means Cloud Run's default of 3 retries.
+        maxRetries: typeof task?.maxRetries === "number" ? task.maxRetries : undefined,
+        // 0 or unset: Cloud Run's default, 1.
+        taskCount: execution?.taskCount || 1,
+      };
+    } catch (error) {
+      if ((error as { code?: number }).code === NOT_FOUND) return undefined;
+      throw fromCloudRunError(`getJob ${name}`, error);
+    }
+  }
+
+  /** Which of `permissions` the caller's credentials hold on the job (testIamPermissions). */
+  async grantedOnJob(name: string, permissions: string[]): Promise<string[]> {
+    try {
+      const [answer] = await this.jobs.testIamPermissions({ resource: name, permissions });
+      return answer.permissions ?? [];
+    } catch (error) {
+      throw fromCloudRunError(`testIamPermissions ${name}`, error);
+    }
+  }
+}
+
+/** A Cloud Run job as `npm run doctor` sees it. */
+export interface CloudRunJobInfo {
+  name: string;
+  /** The image of each container of its task. */
+  images: string[];
+  /** undefined when not set (Cloud Run then retries a failed task 3 times). */
+  maxRetries: number | undefined;
+  taskCount: number;
 }

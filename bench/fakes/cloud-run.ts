@@ -21,6 +21,26 @@ export interface Execution {
   gone: boolean;
 }
 
+/** A Cloud Run job as defined (gcloud run jobs replace), and what the caller may do with it. */
+export interface RunnerJob {
+  image: string;
+  /** Not set: Cloud Run's default (3). */
+  maxRetries?: number;
+  taskCount?: number;
+  /** What testIamPermissions answers as granted to the caller. */
+  granted?: string[];
+}
+
+/** What roles/run.jobsExecutorWithOverrides and roles/run.viewer on the job give. */
+export const RUNNER_JOB_PERMISSIONS: readonly string[] = [
+  "run.jobs.get",
+  "run.jobs.run",
+  "run.jobs.runWithOverrides",
+  "run.executions.get",
+  "run.executions.list",
+  "run.executions.cancel",
+];
+
 type RunJobBody = { overrides?: { containerOverrides?: Array<{ env?: Array<{ name: string; value?: string }> }>; taskCount?: number } };
 
 function notFound(endpoint: string, what: string): Answer {
@@ -31,13 +51,17 @@ function notFound(endpoint: string, what: string): Answer {
  * The Cloud Run Admin API v2 in REST mode (`@google-cloud/run` with
  * `fallback: true`): `POST /v2/{job}:run` answers an Operation whose metadata
  * is the Execution; `GET /v2/{execution}` answers the Execution;
- * `POST /v2/{execution}:cancel` answers an Operation and cancels it. Each
+ * `POST /v2/{execution}:cancel` answers an Operation and cancels it. Jobs
+ * defined with defineJob() answer `GET /v2/{job}` and `POST /v2/{job}:testIamPermissions`
+ * (runJob does not need them to be defined). Each
  * execution is one runner container; the JIT config it carries says which
  * registration, hence which job, it serves. Anything else answers 404,
  * counted as `other …`.
  */
 export class FakeCloudRun extends FakeServer {
   readonly executions: Execution[] = [];
+  /** Jobs by resource name (projects/P/locations/R/jobs/J), for getJob and testIamPermissions. */
+  readonly jobs = new Map<string, RunnerJob>();
   private nextExecution = 1;
 
   constructor() {
@@ -47,6 +71,11 @@ export class FakeCloudRun extends FakeServer {
   override reset(): void {
     super.reset();
     this.executions.length = 0;
+  }
+
+  /** A job exists, with its container image and task settings; granted all RUNNER_JOB_PERMISSIONS unless said otherwise. */
+  defineJob(name: string, job: RunnerJob): void {
+    this.jobs.set(name, job);
   }
 
   execution(name: string): Execution | undefined {
@@ -82,6 +111,17 @@ export class FakeCloudRun extends FakeServer {
     const path = decodeURIComponent(rawPath.split("?")[0] ?? "");
     let m: RegExpExecArray | null;
     if (method === "POST" && (m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/:]+):run$/.exec(path))) return this.runJob(m[1]!, body);
+    if (method === "GET" && (m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/:]+)$/.exec(path))) {
+      const job = this.jobs.get(m[1]!);
+      return job ? { endpoint: "getJob", status: 200, body: describeJob(m[1]!, job) } : notFound("getJob", `job ${m[1]}`);
+    }
+    if (method === "POST" && (m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/:]+):testIamPermissions$/.exec(path))) {
+      const job = this.jobs.get(m[1]!);
+      if (!job) return notFound("testIamPermissions", `job ${m[1]}`);
+      const asked = (JSON.parse(body.toString("utf8") || "{}") as { permissions?: string[] }).permissions ?? [];
+      const granted = job.granted ?? RUNNER_JOB_PERMISSIONS;
+      return { endpoint: "testIamPermissions", status: 200, body: { permissions: asked.filter((p) => granted.includes(p)) } };
+    }
     if ((m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/]+\/executions\/[^/:]+)(:cancel)?$/.exec(path))) {
       const [, name, cancel] = m;
       const execution = this.execution(name!);
@@ -132,6 +172,24 @@ export class FakeCloudRun extends FakeServer {
     this.executions.push(execution);
     return { endpoint: "runJob", status: 200, ...(jobId !== undefined ? { jobId } : {}), body: operation(execution, "run") };
   }
+}
+
+/** The Job resource as the REST API answers it (proto3 JSON: maxRetries, a oneof, only when set). */
+function describeJob(name: string, job: RunnerJob): Record<string, unknown> {
+  return {
+    name,
+    uid: `uid-${name.split("/").pop()}`,
+    template: {
+      taskCount: job.taskCount ?? 1,
+      parallelism: 1,
+      template: {
+        containers: [{ image: job.image, env: [{ name: "ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE", value: "1" }] }],
+        ...(job.maxRetries !== undefined ? { maxRetries: job.maxRetries } : {}),
+        timeout: "3600s",
+        serviceAccount: "kumo-runner@bench.iam.gserviceaccount.com",
+      },
+    },
+  };
 }
 
 /** The Execution resource as the REST API answers it (proto3 JSON). */

@@ -40,6 +40,39 @@ export interface GitHubJob {
   completed_at: string | null;
 }
 
+/** A runner group of an organization, and the repositories it is open to when `selected`. */
+export interface FakeRunnerGroup {
+  id: number;
+  name: string;
+  visibility: "all" | "selected" | "private";
+  default: boolean;
+  repositories: string[];
+}
+
+/** An organization that installed the app. */
+export interface FakeOrg {
+  login: string;
+  accountId: number;
+  installationId: number;
+  /** `.github/kumo.yml` of its `.github` repository; null: no such file (404). */
+  settingsYaml: string | null;
+  runnerGroups: FakeRunnerGroup[];
+  /** What the installation accepted; the app's own when not set. */
+  permissions?: Record<string, string>;
+  events?: string[];
+  suspended?: boolean;
+}
+
+/** The permissions of app.yml: what a correctly registered app has. */
+export const APP_PERMISSIONS: Readonly<Record<string, string>> = {
+  organization_self_hosted_runners: "write",
+  actions: "read",
+  metadata: "read",
+  contents: "read",
+  checks: "write",
+};
+export const APP_EVENTS: readonly string[] = ["workflow_job", "push"];
+
 /** One attempt to deliver a webhook of the app, as GET /app/hook/deliveries lists it, plus the body sent. */
 export interface HookDelivery {
   id: number;
@@ -93,8 +126,9 @@ function parseOrUndefined(text: string): unknown {
 
 /**
  * GitHub's REST API as Probot sees it with GHE_HOST (everything under /api/v3),
- * keeping state like GitHub: installation tokens, the org's kumo.yml, runner
- * groups, JIT registration (a taken name answers 409), the org's runners
+ * keeping state like GitHub: the app's registration (events, permissions), its
+ * installations (BENCH_ORG, and more with addOrg()), installation tokens, each org's
+ * kumo.yml, runner groups (and a selected group's repositories), JIT registration (a taken name answers 409), the org's runners
  * (deletion; a busy runner answers 422), job statuses, and the app's webhook
  * deliveries with redelivery. App endpoints (/app/…) need the app's JWT, the
  * others an installation token this fake issued, or they answer 401 (counted
@@ -109,8 +143,24 @@ export class FakeGitHub extends FakeServer {
   readonly redeliveryRequests: number[] = [];
   /** The app's webhook as registered with GitHub: where deliver() and redeliveries go. */
   webhook: { url: string; secret: string } | undefined;
-  /** The org's .github/kumo.yml. */
-  settingsYaml = SETTINGS_YAML;
+  /** What GET /app says the app subscribes to and may do. */
+  appEvents: string[] = [...APP_EVENTS];
+  appPermissions: Record<string, string> = { ...APP_PERMISSIONS };
+  /** GitHub does not know the key the app signs its JWT with (a wrong PRIVATE_KEY or APP_ID): app endpoints answer 401. */
+  refuseAppJwt = false;
+  /** Organizations that installed the app, by login; BENCH_ORG is always one. */
+  readonly orgs = new Map<string, FakeOrg>([
+    [
+      BENCH_ORG,
+      {
+        login: BENCH_ORG,
+        accountId: 9919,
+        installationId: BENCH_INSTALLATION,
+        settingsYaml: SETTINGS_YAML,
+        runnerGroups: [{ ...RUNNER_GROUP, visibility: "selected", default: false, repositories: [BENCH_REPO] }],
+      },
+    ],
+  ]);
   private readonly byName = new Map<string, number>();
   private readonly tokens = new Set<string>();
   private readonly sends = new Set<Promise<unknown>>();
@@ -120,6 +170,27 @@ export class FakeGitHub extends FakeServer {
 
   constructor(readonly appId = BENCH_APP_ID) {
     super((method, path, body, headers) => this.answer(method, path, body, headers));
+  }
+
+  /** BENCH_ORG's .github/kumo.yml. */
+  get settingsYaml(): string {
+    return this.orgs.get(BENCH_ORG)!.settingsYaml ?? "";
+  }
+
+  set settingsYaml(yaml: string) {
+    this.orgs.get(BENCH_ORG)!.settingsYaml = yaml;
+  }
+
+  /** Another organization installs the app. */
+  addOrg(login: string, org: Partial<Omit<FakeOrg, "login">> = {}): FakeOrg {
+    const n = this.orgs.size;
+    const added: FakeOrg = { login, accountId: 9919 + n, installationId: BENCH_INSTALLATION + n, settingsYaml: null, runnerGroups: [], ...org };
+    this.orgs.set(login, added);
+    return added;
+  }
+
+  private orgOfInstallation(id: number): FakeOrg | undefined {
+    return [...this.orgs.values()].find((o) => o.installationId === id);
   }
 
   override reset(): void {
@@ -246,7 +317,7 @@ export class FakeGitHub extends FakeServer {
     const installationToken = /^token (\S+)$/i.exec(auth)?.[1];
     /** GitHub refuses an installation token on app endpoints and a JWT on the others. */
     const asApp = (endpoint: string, ok: () => Answer): Answer =>
-      jwt ? ok() : { endpoint: `unauthorized ${endpoint}`, status: 401, body: { message: "A JSON web token could not be decoded" } };
+      jwt && !this.refuseAppJwt ? ok() : { endpoint: `unauthorized ${endpoint}`, status: 401, body: { message: "A JSON web token could not be decoded" } };
     const asInstallation = (endpoint: string, ok: () => Answer): Answer =>
       installationToken && this.tokens.has(installationToken) ? ok() : { endpoint: `unauthorized ${endpoint}`, status: 401, body: { message: "Bad credentials" } };
     let m: RegExpExecArray | null;
@@ -255,7 +326,7 @@ export class FakeGitHub extends FakeServer {
     if (method === "POST" && (m = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(path))) {
       const id = Number(m[1]);
       return asApp("token", () => {
-        if (id !== BENCH_INSTALLATION) return { endpoint: "token", status: 404, body: NOT_FOUND };
+        if (!this.orgOfInstallation(id)) return { endpoint: "token", status: 404, body: NOT_FOUND };
         const token = `ghs_bench_${this.nextToken++}`;
         this.tokens.add(token);
         return {
@@ -269,21 +340,33 @@ export class FakeGitHub extends FakeServer {
       return asApp("app", () => ({
         endpoint: "app",
         status: 200,
-        body: { id: this.appId, slug: "kumo-bench", name: "Kumo (bench)", owner: { login: BENCH_ORG, type: "Organization" }, events: ["workflow_job", "push"] },
+        body: {
+          id: this.appId,
+          slug: "kumo-bench",
+          name: "Kumo (bench)",
+          owner: { login: BENCH_ORG, type: "Organization" },
+          events: this.appEvents,
+          permissions: this.appPermissions,
+        },
       }));
     }
     if (method === "GET" && path === "/app/installations") {
       return asApp("installations", () =>
-        this.page("installations", path, params, [
-          {
-            id: BENCH_INSTALLATION,
+        this.page(
+          "installations",
+          path,
+          params,
+          [...this.orgs.values()].map((org) => ({
+            id: org.installationId,
             app_id: this.appId,
             target_type: "Organization",
-            account: { login: BENCH_ORG, id: 9919, type: "Organization" },
+            account: { login: org.login, id: org.accountId, type: "Organization" },
             repository_selection: "all",
-            events: ["workflow_job", "push"],
-          },
-        ]),
+            events: org.events ?? this.appEvents,
+            permissions: org.permissions ?? this.appPermissions,
+            suspended_at: org.suspended ? new Date(0).toISOString() : null,
+          })),
+        ),
       );
     }
     if (method === "GET" && path === "/app/hook/deliveries") {
@@ -310,15 +393,30 @@ export class FakeGitHub extends FakeServer {
     if (method === "GET" && (m = /^\/repos\/([^/]+)\/\.github\/contents\/(.+)$/.exec(path))) {
       const [, owner, file] = m;
       return asInstallation("settings", () => {
-        if (owner !== BENCH_ORG || file !== ".github/kumo.yml") return { endpoint: "settings", status: 404, body: NOT_FOUND };
-        return { endpoint: "settings", status: 200, body: this.settingsYaml, headers: { "content-type": "application/vnd.github.raw; charset=utf-8" } };
+        const yaml = this.orgs.get(owner!)?.settingsYaml;
+        if (yaml === undefined || yaml === null || file !== ".github/kumo.yml") return { endpoint: "settings", status: 404, body: NOT_FOUND };
+        return { endpoint: "settings", status: 200, body: yaml, headers: { "content-type": "application/vnd.github.raw; charset=utf-8" } };
       });
     }
-    if (method === "GET" && path === `/orgs/${BENCH_ORG}/actions/runner-groups`) {
+    if (method === "GET" && (m = /^\/orgs\/([^/]+)\/actions\/runner-groups$/.exec(path))) {
+      const org = this.orgs.get(m[1]!);
       return asInstallation("runnerGroups", () => {
-        const visible = params.get("visible_to_repository") === BENCH_REPO;
-        const groups = visible ? [{ ...RUNNER_GROUP, visibility: "selected", default: false }] : [];
+        if (!org) return { endpoint: "runnerGroups", status: 404, body: NOT_FOUND };
+        // With visible_to_repository: the groups that repository may use; without: all of them.
+        const repo = params.get("visible_to_repository");
+        const groups = org.runnerGroups
+          .filter((g) => repo === null || g.visibility !== "selected" || g.repositories.includes(repo))
+          .map(({ repositories: _repositories, ...group }) => group);
         return { endpoint: "runnerGroups", status: 200, body: { total_count: groups.length, runner_groups: groups } };
+      });
+    }
+    if (method === "GET" && (m = /^\/orgs\/([^/]+)\/actions\/runner-groups\/(\d+)\/repositories$/.exec(path))) {
+      const group = this.orgs.get(m[1]!)?.runnerGroups.find((g) => g.id === Number(m![2]));
+      const owner = m[1]!;
+      return asInstallation("groupRepositories", () => {
+        if (!group) return { endpoint: "groupRepositories", status: 404, body: NOT_FOUND };
+        const repositories = group.repositories.map((name, i) => ({ id: 5000 + i, name, full_name: `${owner}/${name}` }));
+        return this.page("groupRepositories", path, params, repositories, "page", (items, total) => ({ total_count: total, repositories: items }));
       });
     }
     if (method === "POST" && path === `/orgs/${BENCH_ORG}/actions/runners/generate-jitconfig`) {
