@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploys Kumo into one Google Cloud project: APIs, Firestore, Artifact Registry, images built
 # with Cloud Build, service accounts and their narrow roles, secrets, the runner Cloud Run jobs,
-# the app's Cloud Run service, the kumo-reconcile job and the scheduler that runs it each minute.
+# the app's Cloud Run service, its Cloud Tasks launch queue, the kumo-reconcile job and the
+# scheduler that runs it each minute.
 #
 # Idempotent: each step looks the resource up before creating it, and updates what exists, so
 # run it again after any change. It prints every command that changes something.
@@ -31,6 +32,21 @@ RECONCILE_SCHEDULE="${RECONCILE_SCHEDULE:-* * * * *}"
 RUNNER_SA_NAME="${RUNNER_SA_NAME:-kumo-runner}"
 APP_SA_NAME="${APP_SA_NAME:-kumo-app}"
 SCHEDULER_SA_NAME="${SCHEDULER_SA_NAME:-kumo-scheduler}"
+# The launch queue: one JIT budget for every instance and the reconcile job. LAUNCH_QUEUE= (empty)
+# deploys without it (launches inline, each process pacing itself).
+LAUNCH_QUEUE="${LAUNCH_QUEUE-kumo-launch}"
+# GitHub allows an app about 180 JIT registrations a minute. The queue's burst (derived by Cloud
+# Tasks from the rate; see `gcloud tasks queues describe`) comes on top of the rate in any minute,
+# so the rate leaves room for it: 2.5/s is 150 a minute.
+QUEUE_DISPATCHES_PER_SECOND="${QUEUE_DISPATCHES_PER_SECOND:-2.5}"
+QUEUE_MAX_CONCURRENT="${QUEUE_MAX_CONCURRENT:-20}"
+# A task the route answers 429/503 (GitHub's secondary limit, a 5xx) is retried with backoff;
+# after the last attempt reconcile still relaunches the job while it is queued.
+QUEUE_MAX_ATTEMPTS="${QUEUE_MAX_ATTEMPTS:-20}"
+QUEUE_MIN_BACKOFF="${QUEUE_MIN_BACKOFF:-2s}"
+QUEUE_MAX_BACKOFF="${QUEUE_MAX_BACKOFF:-60s}"
+# The path of the launch route on the service (KUMO_TASKS_URL = service URL + this).
+LAUNCH_ROUTE="${LAUNCH_ROUTE:-/api/kumo/launch}"
 PRIVATE_KEY_SECRET="${PRIVATE_KEY_SECRET:-kumo-private-key}"
 WEBHOOK_SECRET_NAME="${WEBHOOK_SECRET_NAME:-kumo-webhook-secret}"
 SMALL_CPU="${SMALL_CPU:-2}"
@@ -222,7 +238,7 @@ note "runner jobs:  $RUNNER_JOBS"
 log "Enabling APIs"
 gc services enable run.googleapis.com firestore.googleapis.com artifactregistry.googleapis.com \
   cloudbuild.googleapis.com secretmanager.googleapis.com cloudscheduler.googleapis.com \
-  iam.googleapis.com
+  cloudtasks.googleapis.com iam.googleapis.com
 
 # ---------------------------------------------------------------------------------------------
 # 2. Firestore (native mode) and the TTLs that delete old job and redelivery documents
@@ -340,6 +356,28 @@ for optional in GHE_HOST GHE_PROTOCOL KUMO_RUNNER_PREFIX KUMO_SETTINGS_TTL_SECON
   if [[ -n ${!optional:-} ]]; then env_vars="$env_vars,$optional=${!optional}"; fi
 done
 secrets="PRIVATE_KEY=$PRIVATE_KEY_SECRET:latest,WEBHOOK_SECRET=$WEBHOOK_SECRET_NAME:latest"
+
+if [[ -n $LAUNCH_QUEUE ]]; then
+  log "Cloud Tasks launch queue $LAUNCH_QUEUE"
+  queue_flags=(--location="$REGION" --max-dispatches-per-second="$QUEUE_DISPATCHES_PER_SECOND"
+    --max-concurrent-dispatches="$QUEUE_MAX_CONCURRENT" --max-attempts="$QUEUE_MAX_ATTEMPTS"
+    --min-backoff="$QUEUE_MIN_BACKOFF" --max-backoff="$QUEUE_MAX_BACKOFF")
+  if have tasks queues describe "$LAUNCH_QUEUE" --location="$REGION"; then
+    gc tasks queues update "$LAUNCH_QUEUE" "${queue_flags[@]}"
+  else
+    gc tasks queues create "$LAUNCH_QUEUE" "${queue_flags[@]}"
+  fi
+  # The app enqueues on this queue only, with an OIDC token of its own account (actAs on itself).
+  retry gc tasks queues add-iam-policy-binding "$LAUNCH_QUEUE" --location="$REGION" \
+    --member="serviceAccount:$APP_SA" --role=roles/cloudtasks.enqueuer --format=none
+  retry gc iam service-accounts add-iam-policy-binding "$APP_SA" \
+    --member="serviceAccount:$APP_SA" --role=roles/iam.serviceAccountUser --format=none
+  # The service's deterministic URL, known before its first deployment.
+  project_number="$(value projects describe "$PROJECT_ID" --format='value(projectNumber)')"
+  tasks_url="https://$SERVICE_NAME-${project_number:-PROJECT_NUMBER}.$REGION.run.app$LAUNCH_ROUTE"
+  env_vars="$env_vars,KUMO_LAUNCH_QUEUE=projects/$PROJECT_ID/locations/$REGION/queues/$LAUNCH_QUEUE"
+  env_vars="$env_vars,KUMO_TASKS_URL=$tasks_url,KUMO_TASKS_SERVICE_ACCOUNT=$APP_SA"
+fi
 
 log "Cloud Run service $SERVICE_NAME"
 # --allow-unauthenticated: GitHub must reach it; every webhook is verified by its signature.
