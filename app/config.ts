@@ -28,6 +28,19 @@ const EnvSchema = z.object({
   KUMO_EXPLAIN_AFTER_SECONDS: z.coerce.number().int().min(0).max(86_400).default(120),
   GHE_HOST: z.string().min(1).optional(),
   GHE_PROTOCOL: z.enum(["http", "https"]).default("https"),
+  // One JIT budget for the whole deployment: launches go through this Cloud Tasks queue.
+  KUMO_LAUNCH_QUEUE: z.string().regex(/^projects\/[^/]+\/locations\/[^/]+\/queues\/[A-Za-z0-9-]{1,100}$/, "must be projects/P/locations/L/queues/Q").optional(),
+  KUMO_TASKS_URL: z.url({ protocol: /^https?$/, error: "must be the absolute http(s) URL of the launch route" }).optional(),
+  KUMO_TASKS_SERVICE_ACCOUNT: z.email({ error: "must be a service account's email" }).optional(),
+  KUMO_OIDC_CERTS_URL: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).default("https://www.googleapis.com/oauth2/v1/certs"),
+  CLOUD_TASKS_API_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http(s)://host:port URL" }).optional(),
+  // A launch waiting in the queue keeps its claim this long; a lost task is enqueued again after it.
+  KUMO_QUEUED_LEASE_SECONDS: z.coerce.number().int().min(60).max(86_400).default(900),
+}).superRefine((e, ctx) => {
+  if (!e.KUMO_LAUNCH_QUEUE) return;
+  for (const name of ["KUMO_TASKS_URL", "KUMO_TASKS_SERVICE_ACCOUNT"] as const) {
+    if (!e[name]) ctx.addIssue({ code: "custom", path: [name], message: "must be set with KUMO_LAUNCH_QUEUE" });
+  }
 });
 
 export interface KumoConfig {
@@ -59,6 +72,19 @@ export interface KumoConfig {
   troubleshootingUrl?: string;
   /** A job waiting for capacity this long gets a check run that says so. */
   explainAfterMs: number;
+  /** With a Cloud Tasks queue, every launch (webhook, reconcile) is a task of it: one JIT budget for the deployment. */
+  launchQueue?: {
+    queue: string;
+    /** The launch route's absolute URL: where tasks are sent, and the OIDC audience. */
+    url: string;
+    /** The account whose OIDC token the tasks carry; the route accepts no other. */
+    serviceAccount: string;
+    certsUrl: string;
+    /** http(s)://host:port of a Cloud Tasks REST stand-in (tests). */
+    apiEndpoint?: string;
+    /** How long an enqueued launch keeps its claim. */
+    leaseMs: number;
+  };
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
@@ -85,6 +111,18 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
     webUrl: e.GHE_HOST ? `${e.GHE_PROTOCOL}://${e.GHE_HOST}` : "https://github.com",
     troubleshootingUrl: e.KUMO_TROUBLESHOOTING_URL,
     explainAfterMs: e.KUMO_EXPLAIN_AFTER_SECONDS * 1000,
+    ...(e.KUMO_LAUNCH_QUEUE
+      ? {
+          launchQueue: {
+            queue: e.KUMO_LAUNCH_QUEUE,
+            url: e.KUMO_TASKS_URL!,
+            serviceAccount: e.KUMO_TASKS_SERVICE_ACCOUNT!,
+            certsUrl: e.KUMO_OIDC_CERTS_URL,
+            ...(e.CLOUD_TASKS_API_ENDPOINT ? { apiEndpoint: e.CLOUD_TASKS_API_ENDPOINT } : {}),
+            leaseMs: e.KUMO_QUEUED_LEASE_SECONDS * 1000,
+          },
+        }
+      : {}),
   };
 }
 

@@ -1,5 +1,7 @@
 import type { KumoConfig } from "./config.js";
 import { JitPacer } from "./github/jit-pacer.js";
+import { CloudTasksQueue } from "./launch-queue/cloud-tasks.js";
+import { INLINE, type LaunchQueue } from "./launch-queue/queue.js";
 import { RunnerGroupResolver } from "./github/runner-groups.js";
 import { CloudRunLauncher } from "./launcher/cloud-run-launcher.js";
 import type { Launcher } from "./launcher/launcher.js";
@@ -16,6 +18,8 @@ export interface KumoDeps {
   settings: SettingsLoader;
   groups: RunnerGroupResolver;
   pacer: JitPacer;
+  /** When launches run: inline, or as tasks of the Cloud Tasks queue (KUMO_LAUNCH_QUEUE). */
+  queue: LaunchQueue;
 }
 
 export function createDeps(config: KumoConfig, overrides: Partial<Omit<KumoDeps, "store">> & { store?: JobStore } = {}): KumoDeps {
@@ -31,5 +35,6 @@ export function createDeps(config: KumoConfig, overrides: Partial<Omit<KumoDeps,
     // Group visibility changes rarely and a wrong cache only delays, never misroutes: 5 minutes at least.
     groups: overrides.groups ?? new RunnerGroupResolver(Math.max(config.settingsTtlMs, 300_000)),
     pacer: overrides.pacer ?? new JitPacer(config.jitPerMinute, config.jitMaxWaitMs),
+    queue: overrides.queue ?? (config.launchQueue ? new CloudTasksQueue(config.launchQueue, config.runnerPrefix) : INLINE),
   };
 }

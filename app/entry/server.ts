@@ -7,6 +7,7 @@ import app, { productionDeps } from "../index.js";
 import { KumoOctokit } from "../github/octokit.js";
 import { createLogger } from "../logging.js";
 import { exitWithError } from "./exit.js";
+import { launchTaskRoute } from "../handlers/launch-task.js";
 import { frontDoor } from "./front-door.js";
 
 /** Cloud Run kills an instance 10 s after SIGTERM: what is in flight gets most of that. */
@@ -34,9 +35,13 @@ export async function startServer(log: Logger = createLogger(), env: NodeJS.Proc
     return run(app, { Octokit: KumoOctokit, log });
   }
   // A bad KUMO_* or Google variable is named before anything listens.
-  const { config } = productionDeps();
+  const deps = productionDeps();
+  const { config } = deps;
   const path = env.WEBHOOK_PATH || "/api/github/webhooks";
-  const middleware = await createNodeMiddleware(app, { probot: createProbot({ env, overrides: { Octokit: KumoOctokit, log } }), webhooksPath: path });
+  const probot = createProbot({ env, overrides: { Octokit: KumoOctokit, log } });
+  const middleware = await createNodeMiddleware(app, { probot, webhooksPath: path });
+  // With a launch queue: the route its tasks arrive at (its own authentication, not the webhook's).
+  const launchTasks = launchTaskRoute(deps, probot, log.child({ name: "launch-task" }));
   const guard = frontDoor({ path, secret: env.WEBHOOK_SECRET || "development", maxBodyBytes: config.maxBodyBytes, log });
   const notFound = (req: IncomingMessage, res: ServerResponse) =>
     res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: `no route for ${req.method} ${req.url}` }));
@@ -50,6 +55,7 @@ export async function startServer(log: Logger = createLogger(), env: NodeJS.Proc
       return;
     }
     void (async () => {
+      if (launchTasks && (await launchTasks(req, res))) return;
       if (!(await guard(req, res))) await middleware(req, res, () => notFound(req, res));
     })().catch((error: unknown) => {
       log.error({ err: error }, "request failed");

@@ -4,7 +4,7 @@ import type { Octokit } from "../github/octokit.js";
 import { capacityOf, type JobRecord, type RunnerTarget } from "../store/job-store.js";
 import { launchRunner, type LaunchOutcome } from "./launch-runner.js";
 
-type LaunchDeps = Pick<KumoDeps, "store" | "launcher" | "pacer" | "config">;
+type LaunchDeps = Pick<KumoDeps, "store" | "launcher" | "pacer" | "config" | "queue">;
 
 /**
  * Launches waiting jobs of an org's capped spec, oldest first, while it has
@@ -32,7 +32,7 @@ export async function launchWaiting(deps: LaunchDeps, octokit: Octokit, log: Log
       break;
     }
     if (!outcome) continue; // others took these; look again
-    if (!outcome.launched) break;
+    if (!outcome.launched && outcome.state !== "queued") break;
     launched++;
   }
   return launched;

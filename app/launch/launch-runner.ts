@@ -15,7 +15,7 @@ export type LaunchOutcome =
    * deferred: not a failure; the job waits for capacity or JIT budget, and reconcile launches it.
    * capacityMayBeFree: a capped job gave its slot back or found none; the caller launches waiting jobs.
    */
-  | { launched: false; state: "pending" | "failed" | "waiting"; reason: string; deferred?: true; capacityMayBeFree?: true };
+  | { launched: false; state: "pending" | "failed" | "waiting" | "queued"; reason: string; deferred?: true; capacityMayBeFree?: true };
 
 /**
  * Turns a claimed job into a runner: a JIT registration, then one Cloud Run
@@ -24,10 +24,12 @@ export type LaunchOutcome =
  * says why. Shared by the webhook and reconcile.
  */
 export async function launchRunner(
-  deps: Pick<KumoDeps, "store" | "launcher" | "pacer" | "config">,
+  deps: Pick<KumoDeps, "store" | "launcher" | "pacer" | "config" | "queue">,
   octokit: Octokit,
   log: Logger,
   record: JobRecord & { target: RunnerTarget },
+  /** fromQueue: the launch route runs the task; otherwise, with a launch queue, the launch becomes a task. */
+  options: { fromQueue?: boolean } = {},
 ): Promise<LaunchOutcome> {
   const { jobId, attempts: attempt, target } = record;
   const capacity = capacityOf(record.org, target);
@@ -40,6 +42,8 @@ export async function launchRunner(
     // A slot freed between the look and this mark found no waiting job: the caller looks again.
     return { launched: false, state: "waiting", reason, deferred: true, capacityMayBeFree: true };
   }
+  // With a launch queue the capacity is held from here, and the JIT budget is the queue's rate.
+  if (deps.queue.enqueues && !options.fromQueue) return enqueue(deps, log, record, Boolean(capacity));
   if (!(await deps.pacer.acquire())) {
     const reason = "JIT registration budget of this instance is used up; reconcile launches the job";
     if (capacity) await deps.store.releaseSlot(jobId);
@@ -85,6 +89,28 @@ export async function launchRunner(
     log.error({ attempt, state, reason: failure.message }, "runner not launched");
     return { launched: false, state, reason: failure.message, ...(released ? { capacityMayBeFree: true as const } : {}) };
   }
+}
+
+/** The launch as a task of the launch queue; a queue that cannot be reached leaves the job pending for reconcile. */
+async function enqueue(
+  deps: Pick<KumoDeps, "store" | "queue" | "config">,
+  log: Logger,
+  record: JobRecord,
+  capped: boolean,
+): Promise<LaunchOutcome> {
+  const { jobId, attempts: attempt } = record;
+  try {
+    await deps.queue.enqueue({ jobId, attempt });
+  } catch (error) {
+    const reason = error instanceof LaunchError ? error.message : `enqueue launch: ${(error as Error).message}`;
+    if (capped) await deps.store.releaseSlot(jobId);
+    await deps.store.markNotLaunched(jobId, attempt, { state: "pending", reason });
+    log.error({ attempt, state: "pending", reason }, "launch not enqueued");
+    return { launched: false, state: "pending", reason };
+  }
+  await deps.store.markEnqueued(jobId, attempt, deps.config.launchQueue?.leaseMs ?? 900_000);
+  log.info({ attempt }, "launch enqueued");
+  return { launched: false, state: "queued", reason: "launch enqueued", deferred: true };
 }
 
 /** Removes the registration (and execution) of a launch that did not complete; reconcile deletes what this misses. */

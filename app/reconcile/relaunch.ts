@@ -36,7 +36,8 @@ export async function relaunch(
   log.info({ attempt: attempts, why }, "reconcile: launching a runner");
   const outcome = await launchRunner(ctx.deps, octokit, log, { ...claim.record, target: claim.record.target! });
   await launchWaitingAfter(ctx.deps, octokit, ctx.log, claim.record, claim.record.target!, outcome);
-  if (outcome.launched) return "launched";
+  // Enqueued counts as launched: the launch queue makes it.
+  if (outcome.launched || outcome.state === "queued") return "launched";
   // A launch that keeps failing: after a while the job's commit says why.
   const waitedMs = ctx.now.getTime() - (seen.createdAt ?? seen.receivedAt).getTime();
   if (!outcome.deferred && waitedMs >= ctx.deps.config.explainAfterMs) {

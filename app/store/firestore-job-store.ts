@@ -90,6 +90,30 @@ export class FirestoreJobStore implements JobStore {
     }));
   }
 
+  async markEnqueued(jobId: number, attempt: number, leaseMs: number, now = new Date()): Promise<void> {
+    // Only while its task is still to come: a queue that dispatched it already has moved the record on.
+    await this.updateClaim(jobId, attempt, now, (current) =>
+      current.state === "claimed" && !current.taskTaken ? { enqueued: true, leaseUntil: new Date(now.getTime() + leaseMs) } : {},
+    );
+  }
+
+  async takeTask(jobId: number, attempt: number, now = new Date()): Promise<ClaimResult> {
+    const ref = this.jobs.doc(String(jobId));
+    const result = await this.db.runTransaction(async (tx) => {
+      const current = toRecord(await tx.get(ref));
+      if (!current) throw new Error(`job ${jobId} has no record`);
+      // No enqueued flag is needed to take it: a crash between createTask and markEnqueued loses nothing.
+      const due = (current.state === "claimed" && !current.taskTaken) || (current.state === "pending" && !leaseActive(current, now));
+      if (current.attempts !== attempt || !due || !current.target) return { claimed: false as const, record: current };
+      const next: JobRecord = { ...current, state: "claimed", taskTaken: true, claimedAt: now, leaseUntil: new Date(now.getTime() + this.leaseMs), updatedAt: now };
+      delete next.enqueued;
+      tx.set(ref, next);
+      return { claimed: true as const, record: next };
+    });
+    this.ownClaims.delete(jobId);
+    return result;
+  }
+
   async markNotLaunched(jobId: number, attempt: number, outcome: NotLaunched, now = new Date()): Promise<void> {
     await this.updateClaim(jobId, attempt, now, (current) =>
       ORDER[current.state] > ORDER.claimed
@@ -168,6 +192,9 @@ export class FirestoreJobStore implements JobStore {
         leaseUntil: new Date(now.getTime() + this.leaseMs),
         updatedAt: now,
       };
+      // A new attempt: its task (if any) is yet to come.
+      delete next.enqueued;
+      delete next.taskTaken;
       tx.set(ref, next);
       return { claimed: true as const, record: next };
     });

@@ -106,6 +106,10 @@ export interface JobRecord extends Omit<NewJob, "target"> {
   conclusion?: string;
   /** A check run on the job's commit says why it waits (kumo-explained/<job id>). */
   explained?: boolean;
+  /** The claim's launch waits in the launch queue as a task (its lease is the queue's). */
+  enqueued?: boolean;
+  /** The launch route took this attempt's task: another delivery of it is refused. */
+  taskTaken?: boolean;
   /** The runner GitHub gave the job to (any runner with matching labels may take it). */
   assignedRunnerName?: string;
   assignedRunnerId?: number;
@@ -157,6 +161,15 @@ export interface JobStore {
   claim(job: NewJob, now?: Date): Promise<ClaimResult>;
   /** Records the runner and execution of the launch made under claim `attempt`. */
   markLaunched(jobId: number, attempt: number, runner: LaunchedRunner, now?: Date): Promise<void>;
+  /** The launch of claim `attempt` is a task of the launch queue now: the claim holds for `leaseMs`. */
+  markEnqueued(jobId: number, attempt: number, leaseMs: number, now?: Date): Promise<void>;
+  /**
+   * The launch route's claim: takes the record for the task of `attempt` only if
+   * that attempt is still the record's and its launch is still to make (claimed
+   * and its task not taken yet, or pending a retry whose wait is over). A task
+   * delivered twice, or enqueued again later, gets it once.
+   */
+  takeTask(jobId: number, attempt: number, now?: Date): Promise<ClaimResult>;
   /** Records why the launch made under claim `attempt` did not happen, and releases the claim. */
   markNotLaunched(jobId: number, attempt: number, outcome: NotLaunched, now?: Date): Promise<void>;
   /** Applies GitHub's in_progress/completed; never moves a job backwards. Returns the record after the change. */

@@ -1,0 +1,89 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger, Probot } from "probot";
+import { z } from "zod";
+import type { KumoDeps } from "../deps.js";
+import { explainRecord } from "../explain/check-run.js";
+import type { Octokit } from "../github/octokit.js";
+import { launchWaitingAfter } from "../launch/capacity.js";
+import { launchRunner } from "../launch/launch-runner.js";
+import { TaskAuthError, TaskTokenVerifier } from "../launch-queue/cloud-tasks.js";
+
+const Task = z.object({ jobId: z.number().int().positive(), attempt: z.number().int().positive() }).strict();
+/** A task's body is `{"jobId":…,"attempt":…}`. */
+const MAX_BODY = 4096;
+
+/**
+ * The launch route (KUMO_TASKS_URL's path), where the launch queue's tasks
+ * arrive: Cloud Tasks' OIDC token is checked, the claim is taken in a
+ * transaction (a task delivered twice launches once), then the same launch as
+ * inline. The answer tells Cloud Tasks what to do: 2xx done (launched, waiting,
+ * failed for good, or nothing left to do), 429 with Retry-After when GitHub
+ * asked to slow down, 503 for other failures that may pass. Undefined without a queue.
+ */
+export function launchTaskRoute(deps: KumoDeps, probot: Pick<Probot, "auth">, log: Logger) {
+  const queue = deps.config.launchQueue;
+  if (!queue) return undefined;
+  const path = new URL(queue.url).pathname;
+  const verifier = new TaskTokenVerifier(queue);
+  return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+    if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== path) return false;
+    const task = String(req.headers["x-cloudtasks-taskname"] ?? "");
+    const answer = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
+      return true;
+    };
+    try {
+      await verifier.verify(req.headers.authorization);
+    } catch (error) {
+      if (!(error instanceof TaskAuthError)) throw error;
+      log.warn({ task, status: error.status, reason: error.message }, "launch task refused");
+      return answer(error.status, { error: error.message });
+    }
+    const parsed = Task.safeParse(await readJson(req));
+    if (!parsed.success) return answer(400, { error: "expected {jobId, attempt}" });
+    const { jobId, attempt } = parsed.data;
+
+    let claim;
+    try {
+      claim = await deps.store.takeTask(jobId, attempt);
+    } catch (error) {
+      if (/has no record/.test((error as Error).message)) return answer(200, { skipped: "no such job" });
+      throw error;
+    }
+    if (!claim.claimed) {
+      log.info({ jobId, attempt, task, state: claim.record.state, attempts: claim.record.attempts }, "launch task has nothing left to do");
+      return answer(200, { skipped: claim.record.state });
+    }
+    const { record } = claim;
+    const target = record.target!;
+    const jobLog = log.child({ jobId, runId: record.runId, repo: record.repo, task });
+    const octokit = (await probot.auth(record.installationId)) as Octokit;
+    const outcome = await launchRunner(deps, octokit, jobLog, { ...record, target }, { fromQueue: true });
+    await launchWaitingAfter(deps, octokit, log, record, target, outcome);
+    if (outcome.launched) return answer(200, { launched: outcome.runnerName });
+    if (outcome.state === "failed") {
+      await explainRecord(deps, octokit, jobLog, record, { kind: "launch-failed", reason: outcome.reason, final: true }, true);
+      return answer(200, { failed: outcome.reason });
+    }
+    if (outcome.state !== "pending") return answer(200, { [outcome.state]: outcome.reason });
+    // Cloud Tasks retries the task; meanwhile this budget is not spent.
+    const retryAfterMs = (await deps.store.get(jobId))?.leaseUntil?.getTime();
+    const seconds = retryAfterMs ? Math.max(1, Math.ceil((retryAfterMs - Date.now()) / 1000)) : undefined;
+    return seconds ? answer(429, { pending: outcome.reason }, { "retry-after": String(seconds) }) : answer(503, { pending: outcome.reason });
+  };
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) return undefined;
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    return undefined;
+  }
+}
