@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Firestore } from "@google-cloud/firestore";
@@ -44,16 +43,8 @@ export function uniqueProject(): string {
   return `kumo-proc-${randomUUID().slice(0, 8)}`;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
+// The bench's: one way to find a free port on 127.0.0.1.
+export { freePort } from "../../bench/app-process.js";
 
 /**
  * Exactly the environment a deployment gives the app, pointed at the stand-ins
