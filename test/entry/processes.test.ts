@@ -5,6 +5,7 @@ import {
   closeFirestores,
   freePort,
   notCloudLogging,
+  npmScript,
   postWebhook,
   processEnv,
   readJob,
@@ -88,6 +89,15 @@ async function expectConfigFailure(p: Proc, what: RegExp, timeoutMs = 15_000) {
 afterAll(async () => {
   await stopAll();
   await closeFirestores();
+});
+
+test("package.json's commands run the built entry points these tests start", () => {
+  expect(Object.fromEntries(["start", "reconcile", "status", "doctor"].map((name) => [name, npmScript(name).file.replace(/^.*\/dist\//, "dist/")]))).toEqual({
+    start: "dist/app/entry/server.js",
+    reconcile: "dist/app/entry/reconcile-cli.js",
+    status: "dist/app/entry/status-cli.js",
+    doctor: "dist/app/entry/doctor-cli.js",
+  });
 });
 
 describe("npm start (Probot's server)", () => {
