@@ -57,7 +57,16 @@ export function launchTaskRoute(deps: KumoDeps, probot: Pick<Probot, "auth">, lo
     const { record } = claim;
     const target = record.target!;
     const jobLog = log.child({ jobId, runId: record.runId, repo: record.repo, task });
-    const octokit = (await probot.auth(record.installationId)) as Octokit;
+    let octokit: Octokit;
+    try {
+      octokit = (await probot.auth(record.installationId)) as Octokit;
+    } catch (error) {
+      // Left pending, not taken: the queue's retry (or reconcile) takes it again.
+      const reason = `installation token: ${String((error as Error).message).split("\n")[0]!.slice(0, 200)}`;
+      await deps.store.markNotLaunched(jobId, attempt, { state: "pending", reason });
+      jobLog.error({ attempt, reason }, "runner not launched");
+      return answer(503, { pending: reason });
+    }
     const outcome = await launchRunner(deps, octokit, jobLog, { ...record, target }, { fromQueue: true });
     await launchWaitingAfter(deps, octokit, log, record, target, outcome);
     if (outcome.launched) return answer(200, { launched: outcome.runnerName });
