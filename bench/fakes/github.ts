@@ -1,5 +1,6 @@
 import { createHmac, randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
+import { performance } from "node:perf_hooks";
 import { FakeServer, type Answer } from "./fake-server.js";
 
 export const BENCH_ORG = "bench-org";
@@ -72,6 +73,16 @@ export const APP_PERMISSIONS: Readonly<Record<string, string>> = {
   checks: "write",
 };
 export const APP_EVENTS: readonly string[] = ["workflow_job", "push"];
+
+/** GitHub's secondary rate limit on JIT registrations: at most `max` registrations in any `windowMs`. */
+export interface JitRateLimit {
+  max: number;
+  windowMs: number;
+}
+
+/** What GitHub says when the secondary rate limit is hit. */
+export const SECONDARY_RATE_LIMIT_MESSAGE =
+  "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.";
 
 /** One attempt to deliver a webhook of the app, as GET /app/hook/deliveries lists it, plus the body sent. */
 export interface HookDelivery {
@@ -148,6 +159,14 @@ export class FakeGitHub extends FakeServer {
   appPermissions: Record<string, string> = { ...APP_PERMISSIONS };
   /** GitHub does not know the key the app signs its JWT with (a wrong PRIVATE_KEY or APP_ID): app endpoints answer 401. */
   refuseAppJwt = false;
+  /**
+   * Off by default. When set, generate-jitconfig answers 403 with `retry-after` (seconds until the
+   * oldest registration of the window leaves it) and SECONDARY_RATE_LIMIT_MESSAGE once `max`
+   * registrations were made in the last `windowMs`. Only registrations made (201) count.
+   */
+  jitRateLimit: JitRateLimit | undefined;
+  /** performance.now() of each registration made within the last window, oldest first (with jitRateLimit). */
+  private readonly jitMadeAt: number[] = [];
   /** Organizations that installed the app, by login; BENCH_ORG is always one. */
   readonly orgs = new Map<string, FakeOrg>([
     [
@@ -200,6 +219,16 @@ export class FakeGitHub extends FakeServer {
     this.jobs.clear();
     this.deliveries.length = 0;
     this.redeliveryRequests.length = 0;
+    this.jitMadeAt.length = 0;
+  }
+
+  /** With jitRateLimit: seconds GitHub asks to wait when the window is full, else undefined. */
+  private jitRetryAfterS(now: number): number | undefined {
+    const limit = this.jitRateLimit;
+    if (!limit) return undefined;
+    while (this.jitMadeAt.length > 0 && this.jitMadeAt[0]! <= now - limit.windowMs) this.jitMadeAt.shift();
+    if (this.jitMadeAt.length < limit.max) return undefined;
+    return Math.max(1, Math.ceil((this.jitMadeAt[0]! + limit.windowMs - now) / 1000));
   }
 
   /** Registrations not deleted, optionally of one job. */
@@ -426,7 +455,19 @@ export class FakeGitHub extends FakeServer {
       return asInstallation("jit", () => {
         const fault = this.takeFault("jit", jobId);
         if (fault) return fault;
+        const now = performance.now();
+        const retryAfterS = this.jitRetryAfterS(now);
+        if (retryAfterS !== undefined) {
+          return {
+            endpoint: "jit",
+            status: 403,
+            body: { message: SECONDARY_RATE_LIMIT_MESSAGE, documentation_url: "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits" },
+            headers: { "retry-after": String(retryAfterS) },
+            ...tag,
+          };
+        }
         if (this.byName.has(request.name)) return { endpoint: "jit", status: 409, body: { message: "Already exists" }, ...tag };
+        if (this.jitRateLimit) this.jitMadeAt.push(now);
         const runnerId = this.nextRunnerId++;
         const jitConfig = encodeJitConfig(runnerId, request.name);
         this.byName.set(request.name, runnerId);
