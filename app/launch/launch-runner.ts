@@ -87,7 +87,15 @@ export async function launchRunner(
       log.warn({ err: (storeError as Error).message }, "could not record the failed launch");
     }
     log.error({ attempt, state, reason: failure.message }, "runner not launched");
-    return { launched: false, state, reason: failure.message, ...(released ? { capacityMayBeFree: true as const } : {}) };
+    return {
+      launched: false,
+      state,
+      reason: failure.message,
+      // GitHub said when to come back (its secondary limit): like an exhausted budget, that is a wait, not a
+      // failure; reconcile launches the job then, and a failed delivery would only be redelivered for nothing.
+      ...(failure.retryable && failure.retryAfterMs ? { deferred: true as const } : {}),
+      ...(released ? { capacityMayBeFree: true as const } : {}),
+    };
   }
 }
 

@@ -232,13 +232,14 @@ describe("workflow_job.queued", () => {
     expect(h.logs.find(/runner retired/)).toMatchObject({ runnerName: gh.jitRequests[0]!.name, why: "launch undone" });
   });
 
-  test("GitHub's secondary rate limit leaves the job pending until retry-after, without sleeping", async () => {
+  test("GitHub's secondary rate limit leaves the job pending until retry-after, without sleeping, and the delivery is not failed (reconcile launches it)", async () => {
     const h = createHarness();
     track(gitHubWithSettings().failsJitConfig(403, { "retry-after": "30" }, "You have exceeded a secondary rate limit"));
     const jobId = newJobId();
     const started = Date.now();
 
-    await expect(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }))).rejects.toThrow(/rate limited/);
+    await h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }));
+    expect(h.logs.find(/runner not launched/)).toMatchObject({ jobId, state: "pending", reason: expect.stringMatching(/rate limited/) });
 
     expect(Date.now() - started).toBeLessThan(5000);
     const record = await h.deps.store.get(jobId);
