@@ -28,14 +28,23 @@ export function cloudRunClientOptions(endpoint?: string): ClientOptions {
 }
 
 export class CloudRunLauncher implements Launcher {
-  constructor(
-    private readonly jobs: JobsClient,
-    private readonly executions: ExecutionsClient,
-  ) {}
+  // Made on first use, not at start: each costs tens of ms of CPU (it loads the
+  // API's protos), and a queued webhook needs only the jobs client.
+  private jobsClient: JobsClient | undefined;
+  private executionsClient: ExecutionsClient | undefined;
+
+  constructor(private readonly options: ClientOptions) {}
 
   static fromEndpoint(endpoint?: string): CloudRunLauncher {
-    const options = cloudRunClientOptions(endpoint);
-    return new CloudRunLauncher(new JobsClient(options), new ExecutionsClient(options));
+    return new CloudRunLauncher(cloudRunClientOptions(endpoint));
+  }
+
+  private get jobs(): JobsClient {
+    return (this.jobsClient ??= new JobsClient(this.options));
+  }
+
+  private get executions(): ExecutionsClient {
+    return (this.executionsClient ??= new ExecutionsClient(this.options));
   }
 
   async launch(job: string, encodedJitConfig: string): Promise<{ execution: string }> {
@@ -76,7 +85,7 @@ export class CloudRunLauncher implements Launcher {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.jobs.close(), this.executions.close()]);
+    await Promise.all([this.jobsClient?.close(), this.executionsClient?.close()]);
   }
 
   /** What `npm run doctor` checks of a runner job, or undefined when the job does not exist (needs run.jobs.get). */
