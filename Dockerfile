@@ -23,7 +23,15 @@ RUN npm ci --omit=dev && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # app.yml: the GitHub App manifest Probot reads.
 COPY app.yml ./
-# Files stay root-owned: the app only reads them.
+# Cold start: V8's compiled code of every module the service and the reconcile job load, made
+# once here instead of by every new instance (Node reads NODE_COMPILE_CACHE by itself). Filled as
+# the runtime user: Node keeps one cache per uid and Node version, found only by the uid that made it.
+ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
+RUN mkdir .node-compile-cache && chown node .node-compile-cache
+# Files stay root-owned (but the cache): the app only reads them.
 USER node
+RUN node --input-type=module -e 'for (const m of ["./dist/app/entry/server.js", "./dist/app/entry/front-door.js", \
+      "./dist/app/reconcile/reconcile.js", "./dist/app/reconcile/from-probot.js", "./dist/app/reconcile/preflight.js", \
+      "@google-cloud/run", "@google-cloud/firestore"]) await import(m)'
 EXPOSE 8080
 CMD ["node", "dist/app/entry/server.js"]
