@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from "@jest/globals";
+import { BENCH_ORG } from "../../bench/fakes/github.js";
 import { peakRssMiBOf } from "../../bench/proc.js";
 import {
   benchJobPayload,
@@ -180,6 +181,36 @@ describe("the public webhook route of npm start", () => {
     expect(res.status).toBe(500);
     expect(Date.now() - started).toBeLessThan(4_000);
     expect(server.lines.some((l) => l.text.includes("DeadlineError"))).toBe(true);
+  });
+});
+
+describe("settings are read only from the org's .github repository", () => {
+  let s: StandIns;
+  beforeAll(async () => {
+    s = await startStandIns();
+  });
+  afterAll(async () => {
+    await stopAll();
+    await s?.close();
+    await closeFirestores();
+  });
+
+  test("_extends in the org's kumo.yml is refused with a clear error: the file it names is never read, nothing starts", async () => {
+    s.github.settingsYaml = "_extends: app\n";
+    const project = uniqueProject();
+    const port = await freePort();
+    const server = startScript("start", processEnv(s, { project, port }));
+    await server.waitForHttp(port, "/ping");
+    const jobId = nextJobId++;
+    const res = await postWebhook(`http://127.0.0.1:${port}/api/github/webhooks`, "workflow_job", benchJobPayload("queued", jobId));
+    expect(res.status).toBe(200);
+    const error = await waitFor("the settings error", () => server.logEntries().find((e) => e.severity === "ERROR" && /kumo\.yml/.test(String(e.message))));
+    expect(error.errors).toEqual([`_extends: not supported; Kumo reads its settings only from ${BENCH_ORG}/.github/.github/kumo.yml`]);
+    // One read of the org's own file; none of bench-org/app's (it would be another settings call).
+    expect(s.github.callsTo("settings")).toHaveLength(1);
+    expect(Object.keys(s.github.counts()).filter((endpoint) => endpoint.startsWith("other"))).toEqual([]);
+    expect(s.github.callsTo("jit")).toHaveLength(0);
+    expect(await readJob(project, jobId)).toBeUndefined();
   });
 });
 
