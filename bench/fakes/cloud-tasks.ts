@@ -278,7 +278,9 @@ export class FakeCloudTasks {
 
   set unreachable(value: boolean) {
     this._unreachable = value;
-    if (value) this.server.closeAllConnections();
+    // Idle connections are ended (not reset: a client's pooled socket would error with nobody listening);
+    // every request that arrives meanwhile is dropped without an answer.
+    if (value) this.server.closeIdleConnections();
   }
 
   /** The next `times` API calls (certs excepted) answer `status` as a google.rpc error, before any state changes. */
