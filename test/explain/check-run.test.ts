@@ -1,7 +1,8 @@
 import { describe, expect, test } from "@jest/globals";
 import { capacity } from "../../app/reconcile/capacity.js";
+import { stalledLaunches } from "../../app/reconcile/stalled-launches.js";
 import { mockCloudRun } from "../helpers/cloud-run.js";
-import { ORG, REPO, SETTINGS_YAML, deliveryId, workflowJobPayload } from "../helpers/fixtures.js";
+import { INSTALLATION_ID, ORG, REPO, SETTINGS_YAML, deliveryId, workflowJobPayload } from "../helpers/fixtures.js";
 import { mockGitHub } from "../helpers/github.js";
 import { createHarness, reconcileWith, trackMocks, useNock } from "../helpers/harness.js";
 
@@ -127,5 +128,24 @@ describe("a check run says why a job addressed to Kumo waits", () => {
     expect(gh.checkRuns).toHaveLength(1);
     expect(gh.checkRuns[0]!.body.output.title).toBe("Waiting for a runner: maxRunners 1 of `kumo`, `small` reached");
     expect(gh.checkRuns[0]!.body.external_id).toBe(String(second));
+  });
+
+  test("reconcile gave up after the last attempt: the check run says so", async () => {
+    const h = createHarness();
+    const jobId = newJobId();
+    const execution = "projects/kumo-test/locations/us-central1/jobs/gha-runner-small/executions/e-gave-up";
+    const target = { labels: ["kumo", "small"], group: "cloudrun", groupId: 7, job: "projects/kumo-test/locations/us-central1/jobs/gha-runner-small" };
+    const tenMinutesAgo = new Date(Date.now() - 10 * 60_000);
+    await h.deps.store.claim({ jobId, runId: 1, runAttempt: 1, installationId: INSTALLATION_ID, org: ORG, repo: FULL_REPO, labels: ["kumo", "small"], target, name: "build", headSha: SHA }, tenMinutesAgo);
+    await h.deps.store.markLaunched(jobId, 1, { runnerId: 61, runnerName: `kumo-${jobId}-1-abcdef`, execution }, tenMinutesAgo);
+    const gh = track(mockGitHub().canGetToken().hasJob(FULL_REPO, jobId, "queued").deletesRunner(61, 404).createsCheckRun(FULL_REPO, 904));
+    track(mockCloudRun().hasExecution(execution, { failedCount: 1, completionTime: new Date().toISOString() }));
+
+    const [summary] = await reconcileWith(h, { maxAttempts: 1 }, [stalledLaunches]);
+
+    expect(summary!.counts).toMatchObject({ failed: 1 });
+    expect(gh.checkRuns).toHaveLength(1);
+    expect(gh.checkRuns[0]!.body).toMatchObject({ name: "Kumo: build", head_sha: SHA, conclusion: "neutral", output: { title: "Kumo gave up starting a runner for this job" } });
+    expect(gh.checkRuns[0]!.body.output.summary).toMatch(/^gave up after 1 launch attempts: execution failed without taking the job/);
   });
 });
