@@ -419,8 +419,12 @@ export class FakeCloudTasks {
       if (w.timer) clearTimeout(w.timer);
       w.reject(new Error("FakeCloudTasks closed"));
     }
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Idle keep-alive connections are ended, not reset: a client's pooled socket that is reset errors with nobody listening.
+    this.server.closeIdleConnections();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const cut = setTimeout(() => this.server.closeAllConnections(), 1_000);
+    await closed;
+    clearTimeout(cut);
   }
 
   // ---- API ----

@@ -35,7 +35,7 @@ class Receiver {
   }
 
   async close(): Promise<void> {
-    this.server.closeAllConnections();
+    this.server.closeIdleConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
