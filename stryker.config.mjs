@@ -1,0 +1,33 @@
+// Mutation testing: `npm run mutate` (stryker/mutate.mjs starts one Firestore emulator for the run).
+// Not part of CI. Reports land in reports/mutation/ (html and json).
+// One folder at a time: `npm run mutate -- --mutate 'app/store/**/*.ts'`.
+import { fileURLToPath } from "node:url";
+import "./stryker/typescript6.mjs";
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  mutate: ["app/launch/**/*.ts", "app/store/**/*.ts", "app/reconcile/**/*.ts", "app/handlers/**/*.ts", "app/settings/**/*.ts"],
+  testRunner: "jest",
+  // The tests are ES modules (jest's experimental VM modules, as in `npm test`).
+  testRunnerNodeArgs: ["--experimental-vm-modules"],
+  jest: {
+    projectType: "custom",
+    configFile: "jest.config.js",
+    config: {
+      // These start the built dist/ as processes, where no mutant is; they test app/entry, out of scope.
+      testPathIgnorePatterns: ["/node_modules/", "/test/entry/processes\\.test\\.ts$", "/test/entry/front-door\\.test\\.ts$"],
+    },
+  },
+  // Mutants that do not compile are dropped before any test runs.
+  checkers: ["typescript"],
+  tsconfigFile: "tsconfig.json",
+  checkerNodeArgs: ["--import", fileURLToPath(new URL("./stryker/typescript6.mjs", import.meta.url))],
+  // Each mutant runs only the tests that reached it in the first (dry) run.
+  coverageAnalysis: "perTest",
+  ignoreStatic: true,
+  concurrency: 2,
+  timeoutMS: 20_000,
+  timeoutFactor: 2,
+  ignorePatterns: ["dist", "coverage", "bench/results", "reports"],
+  reporters: ["clear-text", "progress", "html", "json"],
+};
