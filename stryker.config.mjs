@@ -13,9 +13,13 @@ export default {
   jest: {
     projectType: "custom",
     configFile: "jest.config.js",
+    // The test sequencer below picks the test files: no need for jest to resolve related ones.
+    enableFindRelatedTests: false,
     config: {
       // These start the built dist/ as processes, where no mutant is; they test app/entry, out of scope.
       testPathIgnorePatterns: ["/node_modules/", "/test/entry/processes\\.test\\.ts$", "/test/entry/front-door\\.test\\.ts$"],
+      // A mutant run loads only the test files holding the tests that reached the mutant.
+      testSequencer: "<rootDir>/stryker/test-sequencer.js",
     },
   },
   // Mutants that do not compile are dropped before any test runs.

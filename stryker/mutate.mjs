@@ -11,8 +11,9 @@ process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
 console.log(`Firestore emulator on ${emulator.host}`);
 
 const stryker = fileURLToPath(new URL("../node_modules/@stryker-mutator/core/bin/stryker.js", import.meta.url));
-const child = spawn(process.execPath, [stryker, "run", ...process.argv.slice(2)], { stdio: "inherit" });
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
+// A process group of its own: a signal ends Stryker and its checker and test runner processes.
+const child = spawn(process.execPath, [stryker, "run", ...process.argv.slice(2)], { stdio: "inherit", detached: true });
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.kill(-child.pid, signal));
 const code = await new Promise((resolve) => child.on("exit", (c, s) => resolve(c ?? (s ? 1 : 0))));
 await emulator.stop();
 process.exit(code);
