@@ -16,8 +16,9 @@ export default {
     // The test sequencer below picks the test files: no need for jest to resolve related ones.
     enableFindRelatedTests: false,
     config: {
-      // These start the built dist/ as processes, where no mutant is; they test app/entry, out of scope.
-      testPathIgnorePatterns: ["/node_modules/", "/test/entry/processes\\.test\\.ts$", "/test/entry/front-door\\.test\\.ts$"],
+      // test/entry starts the built dist/ as processes, where no mutant is (it tests app/entry, out of
+      // scope); test/fakes tests the stand-ins.
+      testPathIgnorePatterns: ["/node_modules/", "/test/entry/", "/test/fakes/"],
       // A mutant run loads only the test files holding the tests that reached the mutant.
       testSequencer: "<rootDir>/stryker/test-sequencer.js",
     },
