@@ -35,8 +35,12 @@ class Receiver {
   }
 
   async close(): Promise<void> {
+    // Idle connections end gracefully; one still held (a test that never answers) is cut shortly after.
     this.server.closeIdleConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const cut = setTimeout(() => this.server.closeAllConnections(), 200);
+    await closed;
+    clearTimeout(cut);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
