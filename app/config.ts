@@ -150,3 +150,10 @@ export function checkWebhookSecret(env: NodeJS.ProcessEnv = process.env): string
   if (secret === "development") throw new ConfigError('WEBHOOK_SECRET is Probot\'s public default "development": set the app\'s own secret');
   return secret;
 }
+
+/** Which Firestore the process talks to, for an error that says it did not answer. */
+export function firestoreWhere(config: Pick<KumoConfig, "project" | "firestoreDatabaseId">, env: NodeJS.ProcessEnv = process.env): string {
+  return env.FIRESTORE_EMULATOR_HOST
+    ? `emulator at FIRESTORE_EMULATOR_HOST=${env.FIRESTORE_EMULATOR_HOST}`
+    : `GOOGLE_CLOUD_PROJECT=${config.project ?? "(from credentials)"}, database ${config.firestoreDatabaseId ?? "(default)"}`;
+}

@@ -63,6 +63,12 @@ export function fromCloudRunError(what: string, error: unknown): LaunchError {
   return new LaunchError(`${what}: ${status}${firstLine(message)}`, retryable, undefined, { cause: error });
 }
 
-function firstLine(message: string | undefined): string {
-  return (message ?? "").split("\n")[0]!.slice(0, 300);
+/** A message's first line, bounded: enough to act on, never a request or payload it may carry below. */
+export function firstLine(message: string | undefined, max = 300): string {
+  return (message ?? "").split("\n")[0]!.slice(0, max);
+}
+
+/** The first line of whatever was thrown. */
+export function errorLine(error: unknown, max = 300): string {
+  return firstLine(error instanceof Error ? error.message : String(error), max);
 }

@@ -1,5 +1,5 @@
-import { readConfig } from "../config.js";
-import { ConfigError } from "../errors.js";
+import { firestoreWhere, readConfig } from "../config.js";
+import { ConfigError, errorLine } from "../errors.js";
 import { createLogger } from "../logging.js";
 import { buildStatus, formatStatusText, OPEN_STATES, parseStatusArgs, STATUS_FIELDS, STATUS_USAGE, webUrlFrom } from "../ops/status.js";
 import { boundedStore, StoreTimeoutError } from "../store/bounded-store.js";
@@ -37,11 +37,7 @@ try {
     store.list(OPEN_STATES, OPEN_LIMIT),
     store.listSlots(),
   ]).catch((error: unknown) => {
-    const where = process.env.FIRESTORE_EMULATOR_HOST
-      ? `emulator at FIRESTORE_EMULATOR_HOST=${process.env.FIRESTORE_EMULATOR_HOST}`
-      : `GOOGLE_CLOUD_PROJECT=${config.project ?? "(from credentials)"}, database ${config.firestoreDatabaseId ?? "(default)"}`;
-    const message = ((error as Error)?.message ?? String(error)).split("\n")[0]!.slice(0, 300);
-    throw new ConfigError(`Firestore ${error instanceof StoreTimeoutError ? "did not answer" : "could not be read"} (${where}): ${message}`, { cause: error });
+    throw new ConfigError(`Firestore ${error instanceof StoreTimeoutError ? "did not answer" : "could not be read"} (${firestoreWhere(config)}): ${errorLine(error)}`, { cause: error });
   });
   const report = buildStatus({
     now,

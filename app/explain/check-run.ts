@@ -1,5 +1,6 @@
 import type { Logger } from "probot";
 import type { KumoConfig } from "../config.js";
+import { errorLine } from "../errors.js";
 import type { Octokit } from "../github/octokit.js";
 import { SETTINGS_PATH, SETTINGS_REPO } from "../settings/load.js";
 import type { JobRecord, JobStore } from "../store/job-store.js";
@@ -66,7 +67,7 @@ export async function explainWait(deps: Deps, octokit: Octokit, log: Logger, job
     await deps.store.setExplanation(job.jobId, { reason: reason.kind });
     log.info({ checkRunId: explanation.checkRunId, reason: reason.kind }, "check run updated with a new reason the job waits");
   } catch (error) {
-    log.warn({ reason: reason.kind, err: firstLine(error) }, "could not explain the wait in a check run (does the app have Checks: write?)");
+    log.warn({ reason: reason.kind, err: errorLine(error) }, "could not explain the wait in a check run (does the app have Checks: write?)");
   }
 }
 
@@ -80,7 +81,7 @@ export async function explainResolved(deps: Deps, octokit: Octokit, log: Logger,
     await deps.store.setExplanation(jobId, { reason: "resolved" });
     log.info({ checkRunId: explanation.checkRunId }, "check run: a runner took the job");
   } catch (error) {
-    log.warn({ err: firstLine(error) }, "could not update the job's check run");
+    log.warn({ err: errorLine(error) }, "could not update the job's check run");
   }
 }
 
@@ -99,9 +100,4 @@ export async function explainRecord(
 ): Promise<void> {
   if (!record.headSha || record.target?.explain === false || (record.explained && !again)) return;
   await explainWait(deps, octokit, log, { jobId: record.jobId, org: record.org, repo: record.repo, name: record.name ?? `job ${record.jobId}`, headSha: record.headSha }, reason);
-}
-
-/** An error's first line: enough to act on, never a request it carries. */
-function firstLine(error: unknown): string {
-  return String((error as Error)?.message ?? error).split("\n")[0]!.slice(0, 300);
 }

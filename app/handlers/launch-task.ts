@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger, Probot } from "probot";
 import { z } from "zod";
 import type { KumoDeps } from "../deps.js";
+import { errorLine } from "../errors.js";
 import { explainRecord } from "../explain/check-run.js";
 import type { Octokit } from "../github/octokit.js";
 import { launchWaitingAfter } from "../launch/capacity.js";
@@ -62,7 +63,7 @@ export function launchTaskRoute(deps: KumoDeps, probot: Pick<Probot, "auth">, lo
       octokit = (await probot.auth(record.installationId)) as Octokit;
     } catch (error) {
       // Left pending, not taken: the queue's retry (or reconcile) takes it again.
-      const reason = `installation token: ${String((error as Error).message).split("\n")[0]!.slice(0, 200)}`;
+      const reason = `installation token: ${errorLine(error, 200)}`;
       await deps.store.markNotLaunched(jobId, attempt, { state: "pending", reason });
       jobLog.error({ attempt, reason }, "runner not launched");
       return answer(503, { pending: reason });

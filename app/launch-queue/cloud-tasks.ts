@@ -1,7 +1,7 @@
 import type { CloudTasksClient } from "@google-cloud/tasks";
 import { OAuth2Client } from "google-auth-library";
 import type { KumoConfig } from "../config.js";
-import { fromCloudRunError } from "../errors.js";
+import { errorLine, fromCloudRunError } from "../errors.js";
 import { cloudRunClientOptions } from "../launcher/cloud-run-launcher.js";
 import { taskId, type LaunchQueue, type QueuedLaunch } from "./queue.js";
 
@@ -79,7 +79,7 @@ export class TaskTokenVerifier {
     try {
       payload = (await this.oauth.verifyIdToken({ idToken: token, audience: this.config.url })).getPayload();
     } catch (error) {
-      throw new TaskAuthError(401, `token refused: ${String((error as Error).message).split("\n")[0]!.slice(0, 200)}`);
+      throw new TaskAuthError(401, `token refused: ${errorLine(error, 200)}`);
     }
     if (!payload?.email_verified || payload.email !== this.config.serviceAccount) {
       throw new TaskAuthError(403, `token of ${payload?.email ?? "no account"}, not of ${this.config.serviceAccount}`);

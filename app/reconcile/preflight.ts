@@ -1,4 +1,5 @@
-import { ConfigError } from "../errors.js";
+import { firestoreWhere } from "../config.js";
+import { ConfigError, errorLine, firstLine } from "../errors.js";
 import type { ReconcileContext } from "./context.js";
 
 /**
@@ -10,20 +11,13 @@ export async function preflight(ctx: ReconcileContext, env: NodeJS.ProcessEnv = 
   const [github, firestore] = await Promise.allSettled([ctx.appOctokit.rest.apps.getAuthenticated(), ctx.deps.store.getMark("deliveries")]);
   if (github.status === "rejected") {
     const e = github.reason as { status?: number; message?: string };
-    const why = firstLine(e.message);
+    const why = firstLine(e.message ?? "unknown error");
     if (e.status === 401 || e.status === 403 || e.status === undefined && /key|jwt|pem|decoder/i.test(why)) {
       throw new ConfigError(`GitHub refused the app's credentials (${e.status ? `HTTP ${e.status}: ` : ""}${why}): check APP_ID and PRIVATE_KEY`, { cause: e });
     }
     throw new ConfigError(`GitHub API did not answer (${e.status ? `HTTP ${e.status}: ` : ""}${why}): check GHE_HOST and the network`, { cause: e });
   }
   if (firestore.status === "rejected") {
-    const where = env.FIRESTORE_EMULATOR_HOST
-      ? `emulator at FIRESTORE_EMULATOR_HOST=${env.FIRESTORE_EMULATOR_HOST}`
-      : `GOOGLE_CLOUD_PROJECT=${ctx.deps.config.project ?? "(from credentials)"}, database ${ctx.deps.config.firestoreDatabaseId ?? "(default)"}`;
-    throw new ConfigError(`Firestore did not answer (${where}): ${firstLine((firestore.reason as Error).message)}`, { cause: firestore.reason });
+    throw new ConfigError(`Firestore did not answer (${firestoreWhere(ctx.deps.config, env)}): ${errorLine(firestore.reason)}`, { cause: firestore.reason });
   }
-}
-
-function firstLine(message: string | undefined): string {
-  return (message ?? "unknown error").split("\n")[0]!.slice(0, 300);
 }
