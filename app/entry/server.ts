@@ -1,14 +1,13 @@
 import { realpathSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
-import { createNodeMiddleware, createProbot, run, type Logger } from "probot";
+import { run, type Logger } from "probot";
 import { checkAppCredentials, checkWebhookSecret } from "../config.js";
 import app, { productionDeps } from "../index.js";
 import { KumoOctokit } from "../github/octokit.js";
 import { createLogger } from "../logging.js";
 import { exitWithError } from "./exit.js";
-import { launchTaskRoute } from "../handlers/launch-task.js";
-import { frontDoor } from "./front-door.js";
+import { kumoRoutes } from "./routes.js";
 
 /** Cloud Run kills an instance 10 s after SIGTERM: what is in flight gets most of that. */
 const STOP_GRACE_MS = 8_000;
@@ -34,15 +33,9 @@ export async function startServer(log: Logger = createLogger(), env: NodeJS.Proc
   } else if (!env.APP_ID || !(env.PRIVATE_KEY || env.PRIVATE_KEY_PATH)) {
     return run(app, { Octokit: KumoOctokit, log });
   }
-  // A bad KUMO_* or Google variable is named before anything listens.
-  const deps = productionDeps();
-  const { config } = deps;
   const path = env.WEBHOOK_PATH || "/api/github/webhooks";
-  const probot = createProbot({ env, overrides: { Octokit: KumoOctokit, log } });
-  const middleware = await createNodeMiddleware(app, { probot, webhooksPath: path });
-  // With a launch queue: the route its tasks arrive at (its own authentication, not the webhook's).
-  const launchTasks = launchTaskRoute(deps, probot, log.child({ name: "launch-task" }));
-  const guard = frontDoor({ path, secret: env.WEBHOOK_SECRET || "development", maxBodyBytes: config.maxBodyBytes, log });
+  const routes = await kumoRoutes(log, { env, webhooksPath: path, secret: env.WEBHOOK_SECRET || "development" });
+  const { config } = routes;
   const notFound = (req: IncomingMessage, res: ServerResponse) =>
     res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: `no route for ${req.method} ${req.url}` }));
 
@@ -54,10 +47,7 @@ export async function startServer(log: Logger = createLogger(), env: NodeJS.Proc
       res.writeHead(200, { "content-type": "text/plain" }).end("PONG");
       return;
     }
-    void (async () => {
-      if (launchTasks && (await launchTasks(req, res))) return;
-      if (!(await guard(req, res))) await middleware(req, res, () => notFound(req, res));
-    })().catch((error: unknown) => {
+    routes.handle(req, res, () => notFound(req, res)).catch((error: unknown) => {
       log.error({ err: error }, "request failed");
       if (!res.headersSent) res.writeHead(500).end();
     });
