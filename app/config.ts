@@ -10,6 +10,10 @@ const EnvSchema = z.object({
   CLOUD_RUN_API_ENDPOINT: z
     .url({ protocol: /^https?$/, error: "must be an http(s)://host:port URL" })
     .optional(),
+  COMPUTE_API_ENDPOINT: z
+    .url({ protocol: /^https?$/, error: "must be an http(s)://host:port URL" })
+    .optional(),
+  KUMO_COMPUTE_ENGINE: z.enum(["true", "false"], { error: "must be true or false" }).default("false"),
   FIRESTORE_DATABASE_ID: z.string().min(1).optional(),
   KUMO_RUNNER_PREFIX: z
     .string()
@@ -50,6 +54,13 @@ export interface KumoConfig {
   region?: string;
   /** http(s)://host:port of a Cloud Run REST stand-in (tests, emulators). */
   cloudRunApiEndpoint?: string;
+  /** Compute Engine API stand-in (tests), like cloudRunApiEndpoint. */
+  computeApiEndpoint?: string;
+  /**
+   * compute-engine runner specs are served (the deployment made their template and IAM). Off:
+   * Kumo never calls the Compute Engine API, and such specs fail with a clear reason.
+   */
+  computeEngine: boolean;
   firestoreDatabaseId?: string;
   /** Every runner Kumo registers is named `<prefix>-<job id>-…`. */
   runnerPrefix: string;
@@ -99,6 +110,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): KumoConfig {
     project: e.GOOGLE_CLOUD_PROJECT,
     region: e.CLOUD_RUN_REGION,
     cloudRunApiEndpoint: e.CLOUD_RUN_API_ENDPOINT,
+    computeApiEndpoint: e.COMPUTE_API_ENDPOINT,
+    computeEngine: e.KUMO_COMPUTE_ENGINE === "true",
     firestoreDatabaseId: e.FIRESTORE_DATABASE_ID,
     runnerPrefix: e.KUMO_RUNNER_PREFIX,
     settingsTtlMs: e.KUMO_SETTINGS_TTL_SECONDS * 1000,

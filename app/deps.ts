@@ -3,7 +3,9 @@ import { JitPacer } from "./github/jit-pacer.js";
 import { CloudTasksQueue } from "./launch-queue/cloud-tasks.js";
 import { INLINE, type LaunchQueue } from "./launch-queue/queue.js";
 import { RunnerGroupResolver } from "./github/runner-groups.js";
+import { Backends } from "./launcher/backends.js";
 import { CloudRunLauncher } from "./launcher/cloud-run-launcher.js";
+import { ComputeEngineLauncher } from "./launcher/compute-engine-launcher.js";
 import type { Launcher } from "./launcher/launcher.js";
 import { SettingsLoader } from "./settings/load.js";
 import { boundedStore, type BoundedStore } from "./store/bounded-store.js";
@@ -30,7 +32,17 @@ export function createDeps(config: KumoConfig, overrides: Partial<Omit<KumoDeps,
         FirestoreJobStore.fromEnv({ projectId: config.project, databaseId: config.firestoreDatabaseId, leaseMs: config.launchLeaseMs }),
       config.storeTimeoutMs,
     ),
-    launcher: overrides.launcher ?? CloudRunLauncher.fromEndpoint(config.cloudRunApiEndpoint),
+    launcher:
+      overrides.launcher ??
+      new Backends(
+        CloudRunLauncher.fromEndpoint(config.cloudRunApiEndpoint),
+        new ComputeEngineLauncher({
+          enabled: config.computeEngine,
+          endpoint: config.computeApiEndpoint,
+          project: config.project,
+          runnerPrefix: config.runnerPrefix,
+        }),
+      ),
     settings: overrides.settings ?? new SettingsLoader(config.settingsTtlMs),
     // Group visibility changes rarely and a wrong cache only delays, never misroutes: 5 minutes at least.
     groups: overrides.groups ?? new RunnerGroupResolver(Math.max(config.settingsTtlMs, 300_000)),

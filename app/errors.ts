@@ -54,7 +54,7 @@ const GRPC_NAMES: Record<number, string> = {
 const RETRYABLE_GRPC = new Set([14, 8, 4, 10, 13, 2]);
 
 /** Classifies a google-gax error from the Cloud Run Admin API. */
-export function fromCloudRunError(what: string, error: unknown): LaunchError {
+export function fromGoogleError(what: string, error: unknown): LaunchError {
   if (error instanceof LaunchError) return error;
   const code = (error as { code?: unknown })?.code;
   const retryable = typeof code !== "number" || RETRYABLE_GRPC.has(code);

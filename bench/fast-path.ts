@@ -47,15 +47,18 @@ try {
   const runJobMs: number[] = [];
   const real = deps.launcher;
   const launcher: Launcher = {
-    launch: async (job, jit) => {
+    cancel: (e) => real.cancel(e),
+    describe: (e) => real.describe(e),
+    finished: (e) => real.finished(e),
+    failureVisibleAfterMs: (e) => real.failureVisibleAfterMs(e),
+    machines: () => real.machines(),
+    launch: async (target, jit, runner) => {
       const t = performance.now();
-      const r = await real.launch(job, jit);
+      const r = await real.launch(target, jit, runner);
       runJobMs.push(performance.now() - t);
       returned.set(r.execution, performance.now());
       return r;
     },
-    cancel: (e) => real.cancel(e),
-    describe: (e) => real.describe(e),
   };
   await probot.load(kumo({ ...deps, launcher }));
 

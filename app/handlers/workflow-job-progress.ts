@@ -2,6 +2,7 @@ import type { Context, Logger } from "probot";
 import type { KumoDeps } from "../deps.js";
 import type { JobRecord } from "../store/job-store.js";
 import { explainResolved } from "../explain/check-run.js";
+import { jobIdOfRunner } from "../github/jit-runners.js";
 import { freeCapacity } from "../launch/capacity.js";
 import { retireRunner } from "../launch/retire-runner.js";
 import { jobLogger, specForJob } from "./job-context.js";
@@ -49,9 +50,27 @@ export function workflowJobProgress(deps: KumoDeps) {
         ...(record.execution ? { execution: record.execution } : {}),
       }, "job cancelled before any runner took it");
     }
+    if (context.payload.action === "completed" && job.runner_name) await releaseMachine(deps, log, record, job.runner_name);
     // Its runner has ended (or was just retired): a waiting job of a capped spec takes its place.
     if (context.payload.action === "completed") await freeCapacity(deps, context.octokit, context.log, record);
   };
+}
+
+/**
+ * The machine of the runner that ran the job outlives it unless removed (a VM;
+ * a Cloud Run execution ends by itself). The runner may have been launched
+ * for another job with the same labels: its record knows the machine.
+ */
+async function releaseMachine(deps: KumoDeps, log: Logger, record: JobRecord, runnerName: string): Promise<void> {
+  const owner = jobIdOfRunner(deps.config.runnerPrefix, runnerName);
+  if (owner === undefined) return; // not one of Kumo's runners
+  try {
+    const launchedFor = owner === record.jobId ? record : await deps.store.get(owner);
+    if (launchedFor?.runnerName !== runnerName || !launchedFor.execution) return;
+    await deps.launcher.finished(launchedFor.execution);
+  } catch (error) {
+    log.warn({ runnerName, err: (error as Error).message }, "runner machine not removed; reconcile removes it");
+  }
 }
 
 const ms = (from?: Date, to?: Date) => (from && to ? Math.max(0, to.getTime() - from.getTime()) : undefined);

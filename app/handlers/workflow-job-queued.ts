@@ -5,12 +5,12 @@ import { explainWait } from "../explain/check-run.js";
 import type { WaitReason } from "../explain/reasons.js";
 import { launchWaitingAfter } from "../launch/capacity.js";
 import { launchRunner } from "../launch/launch-runner.js";
-import { jobResourceName } from "../launcher/launcher.js";
+import { launchTarget, type LaunchTarget } from "../launcher/launcher.js";
 import { explainedJob, jobLogger, specForJob } from "./job-context.js";
 
 /**
- * The fast path: match → claim in the store → JIT config → one Cloud Run
- * execution. Duplicate and late deliveries stop at the claim.
+ * The fast path: match → claim in the store → JIT config → one runner
+ * machine (a Cloud Run execution or a VM). Duplicate and late deliveries stop at the claim.
  */
 export function workflowJobQueued(deps: KumoDeps) {
   return async (context: Context<"workflow_job.queued">): Promise<void> => {
@@ -35,11 +35,11 @@ export function workflowJobQueued(deps: KumoDeps) {
       if (match.explain) await tell(org, { kind: "group-not-visible", group: spec.group, repo: repository.full_name });
       return;
     }
-    let jobResource: string;
+    let where: LaunchTarget;
     try {
-      jobResource = jobResourceName(spec.job, deps.config);
+      where = launchTarget(spec, deps.config);
     } catch (error) {
-      log.error({ err: (error as Error).message }, "cannot name the Cloud Run job: no runner started");
+      log.error({ err: (error as Error).message }, "cannot name where runners are made: no runner started");
       return;
     }
 
@@ -55,7 +55,7 @@ export function workflowJobQueued(deps: KumoDeps) {
         labels: spec.labels,
         group: spec.group,
         groupId,
-        job: jobResource,
+        ...where,
         ...(spec.maxRunners ? { maxRunners: spec.maxRunners } : {}),
         ...(match.explain ? {} : { explain: false }),
       },

@@ -1,7 +1,7 @@
 import type { CloudTasksClient } from "@google-cloud/tasks";
 import { OAuth2Client } from "google-auth-library";
 import type { KumoConfig } from "../config.js";
-import { errorLine, fromCloudRunError } from "../errors.js";
+import { errorLine, fromGoogleError } from "../errors.js";
 import { cloudRunClientOptions } from "../launcher/cloud-run-launcher.js";
 import { taskId, type LaunchQueue, type QueuedLaunch } from "./queue.js";
 
@@ -43,7 +43,7 @@ export class CloudTasksQueue implements LaunchQueue {
     } catch (error) {
       // The same launch enqueued before (a redelivery, another instance, a reconcile pass): done already.
       if ((error as { code?: number }).code === ALREADY_EXISTS) return;
-      throw fromCloudRunError(`enqueue launch of job ${launch.jobId}`, error);
+      throw fromGoogleError(`enqueue launch of job ${launch.jobId}`, error);
     }
   }
 }

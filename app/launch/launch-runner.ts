@@ -18,8 +18,8 @@ export type LaunchOutcome =
   | { launched: false; state: "pending" | "failed" | "waiting" | "queued"; reason: string; deferred?: true; capacityMayBeFree?: true };
 
 /**
- * Turns a claimed job into a runner: a JIT registration, then one Cloud Run
- * execution carrying its config. When the execution cannot start, the
+ * Turns a claimed job into a runner: a JIT registration, then one runner
+ * machine carrying its config. When the machine cannot start, the
  * registration is deleted so no offline runner is left behind, and the record
  * says why. Shared by the webhook and reconcile.
  */
@@ -63,7 +63,7 @@ export async function launchRunner(
       labels: target.labels,
     });
     const jitMs = Math.round(performance.now() - started);
-    execution = (await deps.launcher.launch(target.job, runner.encodedJitConfig)).execution;
+    execution = (await deps.launcher.launch(target, runner.encodedJitConfig, { name: runner.runnerName, attempt })).execution;
     const runJobMs = Math.round(performance.now() - started) - jitMs;
     try {
       await deps.store.markLaunched(jobId, attempt, { runnerId: runner.runnerId, runnerName: runner.runnerName, execution });

@@ -1,7 +1,7 @@
 import { ExecutionsClient, JobsClient } from "@google-cloud/run";
 import { PassThroughClient } from "google-auth-library";
-import { fromCloudRunError } from "../errors.js";
-import { JIT_CONFIG_ENV, type ExecutionStatus, type Launcher } from "./launcher.js";
+import { fromGoogleError } from "../errors.js";
+import { JIT_CONFIG_ENV, type ExecutionStatus, type LaunchTarget, type Launcher, type RunnerMachine } from "./launcher.js";
 
 const NOT_FOUND = 5;
 const FAILED_PRECONDITION = 9;
@@ -47,7 +47,8 @@ export class CloudRunLauncher implements Launcher {
     return (this.executionsClient ??= new ExecutionsClient(this.options));
   }
 
-  async launch(job: string, encodedJitConfig: string): Promise<{ execution: string }> {
+  async launch(target: LaunchTarget, encodedJitConfig: string): Promise<{ execution: string }> {
+    const { job } = target;
     try {
       const [operation] = await this.jobs.runJob({
         name: job,
@@ -59,7 +60,7 @@ export class CloudRunLauncher implements Launcher {
       if (!execution) throw new Error("runJob answered without an execution name");
       return { execution };
     } catch (error) {
-      throw fromCloudRunError(`runJob ${job}`, error);
+      throw fromGoogleError(`runJob ${job}`, error);
     }
   }
 
@@ -69,7 +70,7 @@ export class CloudRunLauncher implements Launcher {
     } catch (error) {
       const code = (error as { code?: number }).code;
       if (code === NOT_FOUND || code === FAILED_PRECONDITION) return; // gone, or already finished
-      throw fromCloudRunError(`cancel ${execution}`, error);
+      throw fromGoogleError(`cancel ${execution}`, error);
     }
   }
 
@@ -80,8 +81,20 @@ export class CloudRunLauncher implements Launcher {
       return { running: (e.runningCount ?? 0) > 0, done, failed: (e.failedCount ?? 0) > 0 || (e.cancelledCount ?? 0) > 0 };
     } catch (error) {
       if ((error as { code?: number }).code === NOT_FOUND) return undefined;
-      throw fromCloudRunError(`get ${execution}`, error);
+      throw fromGoogleError(`get ${execution}`, error);
     }
+  }
+
+  async finished(): Promise<void> {
+    // The execution ends with its runner: nothing outlives the job.
+  }
+
+  failureVisibleAfterMs(): undefined {
+    return undefined;
+  }
+
+  async machines(): Promise<RunnerMachine[]> {
+    return [];
   }
 
   async close(): Promise<void> {
@@ -104,7 +117,7 @@ export class CloudRunLauncher implements Launcher {
       };
     } catch (error) {
       if ((error as { code?: number }).code === NOT_FOUND) return undefined;
-      throw fromCloudRunError(`getJob ${name}`, error);
+      throw fromGoogleError(`getJob ${name}`, error);
     }
   }
 
@@ -114,7 +127,7 @@ export class CloudRunLauncher implements Launcher {
       const [answer] = await this.jobs.testIamPermissions({ resource: name, permissions });
       return answer.permissions ?? [];
     } catch (error) {
-      throw fromCloudRunError(`testIamPermissions ${name}`, error);
+      throw fromGoogleError(`testIamPermissions ${name}`, error);
     }
   }
 }

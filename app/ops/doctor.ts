@@ -433,6 +433,8 @@ export async function runDoctor(world: DoctorWorld): Promise<Finding[]> {
   const jobs = new Map<string, { written: string; resource?: string; error?: Error; usedBy: Set<string> }>();
   for (const { org, specs } of perOrg) {
     for (const { spec } of specs) {
+      // VM specs name an instance template, not a job (the template is read at the first launch).
+      if (spec.backend !== "cloud-run") continue;
       let key = spec.job;
       let resource: string | undefined;
       let error: Error | undefined;

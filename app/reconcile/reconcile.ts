@@ -1,13 +1,15 @@
 import { capacity } from "./capacity.js";
 import type { ReconcileContext, StepSummary } from "./context.js";
 import { lostWebhooks } from "./lost-webhooks.js";
+import { runnerMachines } from "./runner-machines.js";
 import { staleRunners } from "./stale-runners.js";
 import { stalledLaunches } from "./stalled-launches.js";
 import { unfinishedLaunches } from "./unfinished-launches.js";
 
 // Capacity first: what it frees is used by the waiting jobs at once.
-const STEPS = [capacity, unfinishedLaunches, stalledLaunches, staleRunners, lostWebhooks];
-const NAMES = ["capacity", "unfinished launches", "launches that never came up", "stale runners", "lost webhooks"];
+// Machines after stale runners: a runner retired there has its machine removed already.
+const STEPS = [capacity, unfinishedLaunches, stalledLaunches, staleRunners, runnerMachines, lostWebhooks];
+const NAMES = ["capacity", "unfinished launches", "launches that never came up", "stale runners", "runner machines", "lost webhooks"];
 
 /**
  * One reconcile pass: repairs whatever the webhooks missed. Idempotent and

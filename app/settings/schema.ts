@@ -5,6 +5,12 @@ import { z } from "zod";
 
 const CLOUD_RUN_JOB = /^(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|projects\/[^/\s]+\/locations\/[^/\s]+\/jobs\/[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)$/;
 
+const INSTANCE_TEMPLATE = /^(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|projects\/[^/\s]+\/(?:global|regions\/[a-z0-9-]+)\/instanceTemplates\/[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)$/;
+const ZONE = /^[a-z]+-[a-z]+\d+-[a-z]$/;
+
+/** Where runners are made: one Cloud Run job execution, or one Compute Engine VM (Docker works there). */
+export const BACKENDS = ["cloud-run", "compute-engine"] as const;
+
 export const RunnerSpecSchema = z
   .object({
     labels: z
@@ -13,13 +19,53 @@ export const RunnerSpecSchema = z
       .max(100)
       .describe("Labels the JIT runner gets. A job matches when ALL its runs-on labels are here (case-insensitive)."),
     group: z.string().trim().min(1).default("Default").describe("Runner group name, resolved to its id through the API."),
+    backend: z.enum(BACKENDS).default("cloud-run").describe("cloud-run (default): one execution of `job`; compute-engine: one VM per job from `instanceTemplate`, for jobs that need Docker."),
     job: z
       .string()
       .regex(CLOUD_RUN_JOB, "must be a Cloud Run job name or projects/P/locations/R/jobs/J")
-      .describe("Cloud Run job in CLOUD_RUN_REGION, or its full resource name."),
+      .optional()
+      .describe("cloud-run: the Cloud Run job in CLOUD_RUN_REGION, or its full resource name."),
+    instanceTemplate: z
+      .string()
+      .regex(INSTANCE_TEMPLATE, "must be an instance template name or projects/P/global/instanceTemplates/T or projects/P/regions/R/instanceTemplates/T")
+      .optional()
+      .describe("compute-engine: the instance template in GOOGLE_CLOUD_PROJECT, or its full resource name."),
+    zones: z
+      .array(z.string().regex(ZONE, "must be a zone such as us-central1-a"))
+      .min(1)
+      .max(20)
+      .refine((zones) => new Set(zones).size === zones.length, "lists a zone twice")
+      .optional()
+      .describe("compute-engine: zones tried in order; a stock-out or quota error moves the launch to the next."),
+    maxRunMinutes: z
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 24 * 60)
+      .optional()
+      .describe("compute-engine: Compute Engine deletes the VM after this many minutes whatever happens (default 360, GitHub's default job timeout)."),
     maxRunners: z.number().int().positive().optional().describe("Cap of live runners of this spec; more jobs wait."),
   })
-  .strict();
+  .strict()
+  .superRefine((spec, ctx) => {
+    const need = (field: "job" | "instanceTemplate" | "zones") => {
+      if (spec[field] === undefined) ctx.addIssue({ code: "custom", path: [field], message: `required with backend ${spec.backend}` });
+    };
+    const forbid = (field: "job" | "instanceTemplate" | "zones" | "maxRunMinutes") => {
+      if (spec[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: `not used with backend ${spec.backend}` });
+    };
+    if (spec.backend === "cloud-run") {
+      need("job");
+      forbid("instanceTemplate");
+      forbid("zones");
+      forbid("maxRunMinutes");
+    } else {
+      need("instanceTemplate");
+      need("zones");
+      forbid("job");
+    }
+  })
+  .transform((spec) => spec as RunnerSpec);
 
 const RunnerListSchema = z.array(RunnerSpecSchema).default([]);
 
@@ -37,7 +83,11 @@ export const SettingsSchema = z
   })
   .strict();
 
-export type RunnerSpec = z.infer<typeof RunnerSpecSchema>;
+type SpecCommon = { labels: string[]; group: string; maxRunners?: number | undefined };
+export type CloudRunSpec = SpecCommon & { backend: "cloud-run"; job: string };
+export type ComputeEngineSpec = SpecCommon & { backend: "compute-engine"; instanceTemplate: string; zones: string[]; maxRunMinutes?: number | undefined };
+/** A runner spec as validated: the fields of its backend are there (superRefine checked them). */
+export type RunnerSpec = CloudRunSpec | ComputeEngineSpec;
 export type Settings = z.infer<typeof SettingsSchema>;
 
 /**

@@ -57,8 +57,13 @@ export interface RunnerTarget {
   labels: string[];
   group: string;
   groupId: number;
-  /** Full Cloud Run job resource name. */
+  /** Full resource name of what runners are made from: the Cloud Run job, or (compute-engine) the instance template. */
   job: string;
+  /** Absent: cloud-run. */
+  backend?: "compute-engine";
+  /** compute-engine: zones tried in order, and the VM's run-duration limit. */
+  zones?: string[];
+  maxRunMinutes?: number;
   maxRunners?: number;
   /** false when the org's settings turned check-run explanations off. */
   explain?: false;

@@ -268,6 +268,7 @@ describe("reconcile", () => {
       "unfinished launches: checked=0 launched=0 closed=0 waiting=0 failed=0 skipped=0 errors=0",
       "launches that never came up: checked=0 relaunched=0 closed=0 running=0 failed=0 skipped=0 errors=0",
       "stale runners: runners=0 needed=0 busy=0 deleted=0 young=0 errors=0",
+      "runner machines: machines=0 running=0 booting=0 deleted=0 unknown=0 errors=0",
       "lost webhooks: lost=0 redelivered=0 givenUp=0 errors=0",
     ]);
   });

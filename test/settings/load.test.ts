@@ -35,7 +35,7 @@ describe("settings are read from the org's .github repository only", () => {
   test("a valid file", async () => {
     expect(await load("runners:\n  - labels: [kumo]\n    job: j\n")).toEqual({
       ok: true,
-      settings: { runners: [{ labels: ["kumo"], group: "Default", job: "j" }], repositories: {}, explain: true },
+      settings: { runners: [{ labels: ["kumo"], group: "Default", backend: "cloud-run", job: "j" }], repositories: {}, explain: true },
     });
   });
 });

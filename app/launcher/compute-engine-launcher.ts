@@ -1,0 +1,242 @@
+import { createHash } from "node:crypto";
+import type { InstancesClient, InstanceTemplatesClient, RegionInstanceTemplatesClient, ZoneOperationsClient, protos } from "@google-cloud/compute";
+import { LaunchError, errorLine, fromGoogleError } from "../errors.js";
+import { cloudRunClientOptions } from "./cloud-run-launcher.js";
+import { DEFAULT_MAX_RUN_MINUTES, INSTANCE_NAME, type ExecutionStatus, type LaunchTarget, type Launcher, type RunnerMachine } from "./launcher.js";
+
+/** The one job-specific metadata item of a runner VM (runner/vm/startup.sh reads it). */
+export const JIT_CONFIG_METADATA_KEY = "kumo-jit-config";
+/** Marks a VM as Kumo's (value: the runner prefix): the reaper lists by it, IAM and billing can filter by it. */
+export const RUNNER_LABEL = "kumo-runner";
+
+const NOT_FOUND = 5;
+/** The guest powered off (its runner exited) or the VM is on its way down: only deletion remains. */
+const STOPPED = ["STOPPING", "STOPPED", "SUSPENDING", "SUSPENDED", "TERMINATED"];
+/** A template changes rarely; its metadata is merged into every insert. */
+const TEMPLATE_TTL_MS = 10 * 60_000;
+/** A VM whose zone has no stock is gone within about 30 s of the insert. */
+const FAILURE_VISIBLE_MS = 60_000;
+
+/** The errors that belong to one zone (or its region's quota): the next zone may have room. */
+const ZONE_TROUBLE = /ZONE_RESOURCE_POOL_EXHAUSTED|RESOURCE_EXHAUSTED|QUOTA_EXCEEDED|does not have enough resources|UNAVAILABLE|currently unavailable/i;
+
+type Item = { key?: string | null; value?: string | null };
+interface TemplateParts {
+  items: Item[];
+  labels: Record<string, string>;
+  scheduling: protos.google.cloud.compute.v1.IScheduling;
+  at: number;
+}
+interface Clients {
+  instances: InstancesClient;
+  templates: InstanceTemplatesClient;
+  regionTemplates: RegionInstanceTemplatesClient;
+  operations: ZoneOperationsClient;
+}
+
+/** A GCE requestId is a UUID: made from the runner name and zone, a repeated insert is one VM. */
+export function requestIdOf(...parts: string[]): string {
+  const h = createHash("sha256").update(parts.join("\n")).digest("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The zones of a launch, starting after those its earlier attempts used. */
+export function zonesFor(zones: readonly string[], attempt: number): string[] {
+  const start = (Math.max(1, attempt) - 1) % zones.length;
+  return [...zones.slice(start), ...zones.slice(0, start)];
+}
+
+/**
+ * One Compute Engine VM per runner, for jobs that need Docker. The VM is made
+ * from the spec's instance template; the JIT config is the one metadata item
+ * added to the template's own. The insert answers before the VM exists: a
+ * zone that runs out of stock later leaves no VM, which describe() reports so
+ * reconcile relaunches in the next zone.
+ */
+export class ComputeEngineLauncher implements Launcher {
+  private clientsMade: Promise<Clients> | undefined;
+  private readonly templates = new Map<string, TemplateParts>();
+
+  constructor(
+    private readonly options: { enabled: boolean; endpoint?: string | undefined; project?: string | undefined; runnerPrefix: string },
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  // Loaded on first use: deployments without VM specs never pay for the client's protos.
+  private clients(): Promise<Clients> {
+    return (this.clientsMade ??= import("@google-cloud/compute").then((compute) => {
+      const options = cloudRunClientOptions(this.options.endpoint);
+      return {
+        instances: new compute.InstancesClient(options),
+        templates: new compute.InstanceTemplatesClient(options),
+        regionTemplates: new compute.RegionInstanceTemplatesClient(options),
+        operations: new compute.ZoneOperationsClient(options),
+      };
+    }));
+  }
+
+  async launch(target: LaunchTarget, encodedJitConfig: string, runner: { name: string; attempt: number }): Promise<{ execution: string }> {
+    if (!this.options.enabled) {
+      throw new LaunchError("this deployment does not run Compute Engine runners: set KUMO_COMPUTE_ENGINE=true (deploy/deploy.sh does with KUMO_VM_RUNNERS=true)", false);
+    }
+    const project = this.options.project;
+    if (!project) throw new LaunchError("Compute Engine runners need GOOGLE_CLOUD_PROJECT (the project their VMs are made in)", false);
+    const zones = target.zones ?? [];
+    if (zones.length === 0) throw new LaunchError(`no zones for instance template ${target.job}`, false);
+    const { instances } = await this.clients();
+    const template = await this.template(target.job);
+    const instanceResource: protos.google.cloud.compute.v1.IInstance = {
+      name: runner.name,
+      // Given at insert, labels, metadata and scheduling replace the template's: merge them.
+      labels: { ...template.labels, [RUNNER_LABEL]: this.options.runnerPrefix },
+      metadata: { items: [...template.items.filter((i) => i.key !== JIT_CONFIG_METADATA_KEY), { key: JIT_CONFIG_METADATA_KEY, value: encodedJitConfig }] },
+      scheduling: {
+        ...template.scheduling,
+        maxRunDuration: { seconds: (target.maxRunMinutes ?? DEFAULT_MAX_RUN_MINUTES) * 60 },
+        instanceTerminationAction: "DELETE",
+      },
+    };
+    const refused: string[] = [];
+    for (const zone of zonesFor(zones, runner.attempt)) {
+      try {
+        await instances.insert({ project, zone, requestId: requestIdOf(runner.name, zone), sourceInstanceTemplate: target.job, instanceResource });
+        return { execution: `projects/${project}/zones/${zone}/instances/${runner.name}` };
+      } catch (error) {
+        const line = errorLine(error);
+        if (!ZONE_TROUBLE.test(line) && !ZONE_TROUBLE.test(String((error as { status?: unknown }).status ?? ""))) {
+          throw fromGoogleError(`insert VM ${runner.name} in ${zone}`, error);
+        }
+        refused.push(`${zone}: ${errorLine(error, 160)}`);
+      }
+    }
+    // Every zone refused now; stock comes back: reconcile tries again.
+    throw new LaunchError(`no zone could make VM ${runner.name}: ${refused.join("; ")}`, true);
+  }
+
+  async cancel(execution: string): Promise<void> {
+    const vm = parseInstance(execution);
+    if (!vm) return;
+    const { instances } = await this.clients();
+    try {
+      await instances.delete({ ...vm, requestId: requestIdOf("delete", execution) });
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw fromGoogleError(`delete VM ${execution}`, error);
+    }
+  }
+
+  async finished(execution: string): Promise<void> {
+    await this.cancel(execution);
+  }
+
+  failureVisibleAfterMs(): number {
+    return FAILURE_VISIBLE_MS;
+  }
+
+  async describe(execution: string): Promise<ExecutionStatus | undefined> {
+    const vm = parseInstance(execution);
+    if (!vm) return undefined;
+    const { instances } = await this.clients();
+    try {
+      const [instance] = await instances.get(vm);
+      const status = instance.status ?? "";
+      const running = !STOPPED.includes(status);
+      return { running, done: !running, failed: false };
+    } catch (error) {
+      if (!isNotFound(error)) throw fromGoogleError(`get VM ${execution}`, error);
+    }
+    // No VM: its insert failed after answering (a stock-out), or it was deleted. Say why when the operation does.
+    const reason = await this.insertFailure(vm);
+    return reason ? { running: false, done: true, failed: true, reason } : undefined;
+  }
+
+  /** Kumo's VMs in the project (those labelled with this deployment's prefix). */
+  async machines(): Promise<RunnerMachine[]> {
+    const project = this.options.project;
+    // Off, Kumo has no Compute Engine permission and no VM to look for.
+    if (!this.options.enabled || !project) return [];
+    const { instances } = await this.clients();
+    const vms: RunnerMachine[] = [];
+    try {
+      for await (const [scope, list] of instances.aggregatedListAsync({
+        project,
+        filter: `labels.${RUNNER_LABEL} = "${this.options.runnerPrefix}"`,
+      })) {
+        for (const instance of list.instances ?? []) {
+          const zone = scope.replace(/^zones\//, "");
+          vms.push({
+            execution: `projects/${project}/zones/${zone}/instances/${instance.name}`,
+            name: instance.name ?? "",
+            status: instance.status ?? "",
+            stopped: STOPPED.includes(instance.status ?? ""),
+            createdAt: instance.creationTimestamp ? new Date(instance.creationTimestamp) : undefined,
+          });
+        }
+      }
+    } catch (error) {
+      throw fromGoogleError(`list VMs of ${project}`, error);
+    }
+    return vms;
+  }
+
+  async close(): Promise<void> {
+    if (!this.clientsMade) return;
+    const c = await this.clientsMade;
+    await Promise.all([c.instances.close(), c.templates.close(), c.regionTemplates.close(), c.operations.close()]);
+  }
+
+  private async template(name: string): Promise<TemplateParts> {
+    const cached = this.templates.get(name);
+    if (cached && this.now() - cached.at < TEMPLATE_TTL_MS) return cached;
+    const m = /^projects\/([^/]+)\/(?:global|regions\/([^/]+))\/instanceTemplates\/([^/]+)$/.exec(name);
+    if (!m) throw new LaunchError(`instance template ${name} is not projects/P/global/instanceTemplates/T or projects/P/regions/R/instanceTemplates/T`, false);
+    const [, project, region, instanceTemplate] = m as unknown as [string, string, string | undefined, string];
+    const c = await this.clients();
+    let found: protos.google.cloud.compute.v1.IInstanceTemplate;
+    try {
+      [found] = region
+        ? await c.regionTemplates.get({ project, region, instanceTemplate })
+        : await c.templates.get({ project, instanceTemplate });
+    } catch (error) {
+      if (isNotFound(error)) throw new LaunchError(`instance template ${name} does not exist`, false, undefined, { cause: error });
+      throw fromGoogleError(`get instance template ${name}`, error);
+    }
+    const properties = found.properties ?? {};
+    const parts: TemplateParts = {
+      items: (properties.metadata?.items ?? []).map((i) => ({ key: i.key ?? null, value: i.value ?? null })),
+      labels: Object.fromEntries(Object.entries(properties.labels ?? {}).map(([k, v]) => [k, String(v)])),
+      scheduling: properties.scheduling ?? {},
+      at: this.now(),
+    };
+    this.templates.set(name, parts);
+    return parts;
+  }
+
+  /** The error of the VM's insert operation, if Compute Engine still lists it. */
+  private async insertFailure(vm: { project: string; zone: string; instance: string }): Promise<string | undefined> {
+    const { operations } = await this.clients();
+    try {
+      const [ops] = await operations.list({
+        project: vm.project,
+        zone: vm.zone,
+        filter: `(operationType = "insert") AND (targetLink = ".*/instances/${vm.instance}")`,
+        maxResults: 5,
+      });
+      const failed = ops.find((op) => op.error?.errors?.length);
+      const e = failed?.error?.errors?.[0];
+      return e ? `${e.code ?? "error"} in ${vm.zone}: ${errorLine(e.message ?? "", 200)}` : undefined;
+    } catch {
+      return undefined; // only a better reason is lost
+    }
+  }
+}
+
+function parseInstance(execution: string): { project: string; zone: string; instance: string } | undefined {
+  const m = INSTANCE_NAME.exec(execution);
+  return m ? { project: m[1]!, zone: m[2]!, instance: m[3]! } : undefined;
+}
+
+function isNotFound(error: unknown): boolean {
+  const e = error as { code?: unknown; status?: unknown };
+  return e?.code === NOT_FOUND || e?.code === 404 || e?.status === "NOT_FOUND";
+}
