@@ -18,7 +18,7 @@ const TEMPLATE_TTL_MS = 10 * 60_000;
 const FAILURE_VISIBLE_MS = 60_000;
 
 /** The errors that belong to one zone (or its region's quota): the next zone may have room. */
-const ZONE_TROUBLE = /ZONE_RESOURCE_POOL_EXHAUSTED|RESOURCE_EXHAUSTED|QUOTA_EXCEEDED|does not have enough resources|UNAVAILABLE|currently unavailable/i;
+const ZONE_TROUBLE = /ZONE_RESOURCE_POOL_EXHAUSTED|RESOURCE_EXHAUSTED|QUOTA_EXCEEDED|Quota '[^']+' exceeded|does not have enough resources|UNAVAILABLE|currently unavailable/i;
 
 type Item = { key?: string | null; value?: string | null };
 interface TemplateParts {
@@ -158,10 +158,11 @@ export class ComputeEngineLauncher implements Launcher {
     const { instances } = await this.clients();
     const vms: RunnerMachine[] = [];
     try {
-      for await (const [scope, list] of instances.aggregatedListAsync({
-        project,
-        filter: `labels.${RUNNER_LABEL} = "${this.options.runnerPrefix}"`,
-      })) {
+      for await (const [scope, list] of instances.aggregatedListAsync(
+        { project, filter: `labels.${RUNNER_LABEL} = "${this.options.runnerPrefix}"` },
+        // The iterator pages by itself; the default (true) only prints a process warning.
+        { autoPaginate: false },
+      )) {
         for (const instance of list.instances ?? []) {
           const zone = scope.replace(/^zones\//, "");
           vms.push({
@@ -219,7 +220,8 @@ export class ComputeEngineLauncher implements Launcher {
       const [ops] = await operations.list({
         project: vm.project,
         zone: vm.zone,
-        filter: `(operationType = "insert") AND (targetLink = ".*/instances/${vm.instance}")`,
+        // `=` compares literally: the target's full URL, as Compute Engine writes it.
+        filter: `(operationType = "insert") AND (targetLink = "https://www.googleapis.com/compute/v1/projects/${vm.project}/zones/${vm.zone}/instances/${vm.instance}")`,
         maxResults: 5,
       });
       const failed = ops.find((op) => op.error?.errors?.length);

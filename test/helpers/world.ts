@@ -11,6 +11,8 @@ interface Registration {
   name: string;
   busy: boolean;
   deleted: boolean;
+  /** The runner connected (GitHub lists it online). */
+  online?: boolean;
 }
 
 interface Delivery {
@@ -41,6 +43,7 @@ export class World {
   peakRunning = 0;
   jitFault: (n: number) => Fault = () => undefined;
   runJobFault: (n: number) => Fault = () => undefined;
+  listRunnersFault: () => Fault = () => undefined;
   private jitCount = 0;
   private runJobCount = 0;
   private nextRunnerId = 5000;
@@ -69,9 +72,11 @@ export class World {
       r.deleted = true;
       return [204, ""];
     });
-    gh.get(`/orgs/${ORG}/actions/runners`).query(true).reply(200, () => {
+    gh.get(`/orgs/${ORG}/actions/runners`).query(true).reply(() => {
+      const fault = this.listRunnersFault();
+      if (fault) return [fault.status, fault.body];
       const alive = [...this.registrations.values()].filter((r) => !r.deleted);
-      return { total_count: alive.length, runners: alive.map((r) => ({ id: r.id, name: r.name, busy: r.busy, status: "offline", os: "Linux", labels: [] })) };
+      return [200, { total_count: alive.length, runners: alive.map((r) => ({ id: r.id, name: r.name, busy: r.busy, status: r.online || r.busy ? "online" : "offline", os: "Linux", labels: [] })) }];
     });
     gh.get(new RegExp(`/repos/${ORG}/${REPO}/actions/jobs/\\d+$`)).reply((uri) => {
       const id = Number(uri.split("/").pop());
@@ -153,6 +158,14 @@ export class World {
     this.jobStatus.set(jobId, "completed");
     const payload = workflowJobPayload("completed", { id: jobId, labels });
     return this.deliver(h, payload as never);
+  }
+
+  /** The runner of this registration connected to GitHub (busy: and took a job). */
+  connect(runnerName: string, busy = false): void {
+    const r = [...this.registrations.values()].find((x) => x.name === runnerName && !x.deleted);
+    if (!r) throw new Error(`no registration ${runnerName}`);
+    r.online = true;
+    r.busy = busy;
   }
 
   /** Registers a runner as if generate-jitconfig succeeded just before the app died. */
