@@ -9,6 +9,7 @@ import { listFailedDeliveries } from "../github/failed-deliveries.js";
 import { KumoOctokit, type Octokit } from "../github/octokit.js";
 import { countGroupRepositories, listOrgRunnerGroups } from "../github/runner-group-access.js";
 import { CloudRunLauncher } from "../launcher/cloud-run-launcher.js";
+import { ComputeEngineLauncher } from "../launcher/compute-engine-launcher.js";
 import { createLogger, wantsJson } from "../logging.js";
 import { BASE_REQUIREMENTS, formatReport, requirementsFromManifest, runDoctor, type DoctorWorld, type Requirements } from "../ops/doctor.js";
 import { TtlPolicyReader } from "../ops/ttl-policy.js";
@@ -35,6 +36,7 @@ try {
     return octokit;
   };
   const launcher = CloudRunLauncher.fromEndpoint(config.cloudRunApiEndpoint);
+  const vms = new ComputeEngineLauncher({ enabled: config.computeEngine, endpoint: config.computeApiEndpoint, project: config.project, runnerPrefix: config.runnerPrefix });
   // Read fresh: nothing is cached between the checks.
   const settings = new SettingsLoader(0);
   const world: DoctorWorld = {
@@ -48,6 +50,7 @@ try {
     groupRepositories: async ({ id, org }, groupId) => countGroupRepositories(await octokitFor(id), org, groupId),
     cloudRunJob: (name) => launcher.job(name),
     grantedOnJob: (name, permissions) => launcher.grantedOnJob(name, permissions),
+    instanceTemplate: (name) => vms.templateInfo(name),
     failedDeliveries: (since) => listFailedDeliveries(appOctokit, since),
     // The Firestore emulator has no admin API: without a stand-in for it there is nothing to ask.
     ttl:

@@ -40,6 +40,15 @@ export function requestIdOf(...parts: string[]): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/** An instance template as `npm run doctor` sees it. */
+export interface InstanceTemplateInfo {
+  machineType: string;
+  /** Service account emails its VMs run as. */
+  serviceAccounts: string[];
+  /** Whether its metadata has a startup-script (the runner starts from it). */
+  startupScript: boolean;
+}
+
 /** The zones of a launch, starting after those its earlier attempts used. */
 export function zonesFor(zones: readonly string[], attempt: number): string[] {
   const start = (Math.max(1, attempt) - 1) % zones.length;
@@ -186,19 +195,40 @@ export class ComputeEngineLauncher implements Launcher {
     await Promise.all([c.instances.close(), c.templates.close(), c.regionTemplates.close(), c.operations.close()]);
   }
 
-  private async template(name: string): Promise<TemplateParts> {
-    const cached = this.templates.get(name);
-    if (cached && this.now() - cached.at < TEMPLATE_TTL_MS) return cached;
+  /** What `npm run doctor` checks of an instance template, or undefined when it does not exist. */
+  async templateInfo(name: string): Promise<InstanceTemplateInfo | undefined> {
+    let found: protos.google.cloud.compute.v1.IInstanceTemplate;
+    try {
+      found = await this.readTemplate(name);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw fromGoogleError(`get instance template ${name}`, error);
+    }
+    const p = found.properties ?? {};
+    return {
+      machineType: p.machineType ?? "(none)",
+      serviceAccounts: (p.serviceAccounts ?? []).map((a) => a.email ?? "").filter(Boolean),
+      startupScript: (p.metadata?.items ?? []).some((i) => i.key === "startup-script" && Boolean(i.value)),
+    };
+  }
+
+  private async readTemplate(name: string): Promise<protos.google.cloud.compute.v1.IInstanceTemplate> {
     const m = /^projects\/([^/]+)\/(?:global|regions\/([^/]+))\/instanceTemplates\/([^/]+)$/.exec(name);
     if (!m) throw new LaunchError(`instance template ${name} is not projects/P/global/instanceTemplates/T or projects/P/regions/R/instanceTemplates/T`, false);
     const [, project, region, instanceTemplate] = m as unknown as [string, string, string | undefined, string];
     const c = await this.clients();
+    const [found] = region ? await c.regionTemplates.get({ project, region, instanceTemplate }) : await c.templates.get({ project, instanceTemplate });
+    return found;
+  }
+
+  private async template(name: string): Promise<TemplateParts> {
+    const cached = this.templates.get(name);
+    if (cached && this.now() - cached.at < TEMPLATE_TTL_MS) return cached;
     let found: protos.google.cloud.compute.v1.IInstanceTemplate;
     try {
-      [found] = region
-        ? await c.regionTemplates.get({ project, region, instanceTemplate })
-        : await c.templates.get({ project, instanceTemplate });
+      found = await this.readTemplate(name);
     } catch (error) {
+      if (error instanceof LaunchError) throw error;
       if (isNotFound(error)) throw new LaunchError(`instance template ${name} does not exist`, false, undefined, { cause: error });
       throw fromGoogleError(`get instance template ${name}`, error);
     }

@@ -3,7 +3,8 @@ import type { AppInfo, InstallationInfo } from "../github/app-info.js";
 import type { FailedDeliveries } from "../github/failed-deliveries.js";
 import type { OrgRunnerGroup } from "../github/runner-group-access.js";
 import type { CloudRunJobInfo } from "../launcher/cloud-run-launcher.js";
-import { jobResourceName } from "../launcher/launcher.js";
+import type { InstanceTemplateInfo } from "../launcher/compute-engine-launcher.js";
+import { jobResourceName, templateResourceName } from "../launcher/launcher.js";
 import type { ParsedSettings, RunnerSpec, Settings } from "../settings/schema.js";
 
 // `npm run doctor`: checks a deployment against the live world and says what to fix.
@@ -322,6 +323,21 @@ export function cloudRunJobFindings(check: JobCheck): Finding[] {
   return findings;
 }
 
+const FIX_VM_RUNNERS =
+  "deploy with KUMO_VM_RUNNERS=true (deploy/deploy.sh makes the template, the VM account and the IAM, and sets KUMO_COMPUTE_ENGINE=true), or use a cloud-run spec";
+
+export function instanceTemplateFindings(name: string, template: InstanceTemplateInfo | undefined | Error): Finding[] {
+  if (template instanceof Error) {
+    const denied = /PERMISSION_DENIED/.test(template.message);
+    return [problem(`${name}: could not read it: ${describe(template)}`, denied ? "grant the account Kumo runs as roles/compute.viewer (deploy/deploy.sh does)" : "check GOOGLE_CLOUD_PROJECT and COMPUTE_API_ENDPOINT")];
+  }
+  if (!template) return [problem(`${name} does not exist`, "deploy it (deploy/deploy.sh with KUMO_VM_RUNNERS=true), or change instanceTemplate: in .github/kumo.yml")];
+  const findings: Finding[] = [];
+  if (!template.startupScript) findings.push(problem(`${name}: has no startup-script, so no runner would start on its VMs`, "make it from runner/vm/startup.sh as deploy/deploy.sh does"));
+  findings.push(ok(`${name}: ${template.machineType}, runs as ${template.serviceAccounts.join(", ") || "no account"}${template.startupScript ? ", starts the runner" : ""}`));
+  return findings;
+}
+
 /** A job named in settings that cannot be resolved to a resource (a short name without project and region). */
 export function unresolvedJobFinding(job: string, usedBy: string[], error: Error): Finding {
   return problem(`Cloud Run job ${job} (used by ${usedBy.join(", ")}): ${describe(error)}`, "set GOOGLE_CLOUD_PROJECT and CLOUD_RUN_REGION as the app has them");
@@ -383,7 +399,7 @@ export interface OrgInstallation {
 export interface DoctorWorld {
   /** What the app must have; BASE_REQUIREMENTS when not given. */
   required?: Requirements;
-  config: { project?: string; region?: string; firestoreDatabaseId?: string };
+  config: { project?: string; region?: string; firestoreDatabaseId?: string; computeEngine?: boolean };
   now: Date;
   app(): Promise<AppInfo>;
   installations(): Promise<InstallationInfo[]>;
@@ -391,6 +407,8 @@ export interface DoctorWorld {
   runnerGroups(installation: OrgInstallation): Promise<OrgRunnerGroup[]>;
   groupRepositories(installation: OrgInstallation, groupId: number): Promise<number>;
   cloudRunJob(name: string): Promise<CloudRunJobInfo | undefined>;
+  /** An instance template of compute-engine specs, or undefined when it does not exist. */
+  instanceTemplate(name: string): Promise<InstanceTemplateInfo | undefined>;
   grantedOnJob(name: string, permissions: string[]): Promise<string[]>;
   failedDeliveries(since: Date): Promise<FailedDeliveries>;
   /** A reader of TTL policy states, or why the TTL check is skipped. */
@@ -449,6 +467,32 @@ export async function runDoctor(world: DoctorWorld): Promise<Finding[]> {
     }
   }
 
+  // Instance templates of compute-engine specs, the same way.
+  const templates = new Map<string, { written: string; resource?: string; error?: Error; usedBy: Set<string> }>();
+  for (const { org, specs } of perOrg) {
+    for (const { spec } of specs) {
+      if (spec.backend !== "compute-engine") continue;
+      let key = spec.instanceTemplate;
+      let resource: string | undefined;
+      let error: Error | undefined;
+      try {
+        resource = key = templateResourceName(spec.instanceTemplate, world.config);
+      } catch (e) {
+        error = e as Error;
+      }
+      const entry = templates.get(key) ?? { written: spec.instanceTemplate, ...(resource ? { resource } : {}), ...(error ? { error } : {}), usedBy: new Set<string>() };
+      entry.usedBy.add(org);
+      templates.set(key, entry);
+    }
+  }
+  const templateFindings = await mapLimit([...templates.values()], 4, async (entry): Promise<Finding[]> => {
+    const usedBy = [...entry.usedBy].sort();
+    const name = `Instance template ${entry.resource ?? entry.written} (used by ${usedBy.join(", ")})`;
+    if (!world.config.computeEngine) return [problem(`${name}: this deployment does not run Compute Engine runners (KUMO_COMPUTE_ENGINE is not true)`, FIX_VM_RUNNERS)];
+    if (!entry.resource) return [problem(`${name}: ${describe(entry.error ?? new Error("unresolvable"))}`, "set GOOGLE_CLOUD_PROJECT as the app has it")];
+    return instanceTemplateFindings(name, await settle(world.instanceTemplate(entry.resource)));
+  });
+
   const jobFindings = await mapLimit([...jobs.values()], 4, async (entry) => {
     const usedBy = [...entry.usedBy].sort();
     if (!entry.resource) return [unresolvedJobFinding(entry.written, usedBy, entry.error ?? new Error("unresolvable"))];
@@ -456,7 +500,7 @@ export async function runDoctor(world: DoctorWorld): Promise<Finding[]> {
     const granted = job && !(job instanceof Error) ? await settle(world.grantedOnJob(entry.resource, [...REQUIRED_RUN_PERMISSIONS])) : undefined;
     return cloudRunJobFindings({ label: jobLabel(entry.resource, world.config), usedBy, job, ...(granted ? { granted } : {}) });
   });
-  findings.push(...jobFindings.flat(), ...(await deliveries), ...(await ttl));
+  findings.push(...jobFindings.flat(), ...templateFindings.flat(), ...(await deliveries), ...(await ttl));
   return findings;
 }
 

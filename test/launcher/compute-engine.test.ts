@@ -304,4 +304,13 @@ describe("the launcher alone", () => {
     ]);
     await Promise.all([l.close(), other.close()]);
   });
+
+  test("templateInfo() for npm run doctor: what a template gives its VMs, or undefined when there is none", async () => {
+    const l = launcher();
+    ce.defineTemplate("projects/kumo-test/regions/us-central1/instanceTemplates/regional", { machineType: "e2-standard-8" });
+    expect(await l.templateInfo(TEMPLATE)).toEqual({ machineType: expect.stringMatching(/e2-standard-2$/), serviceAccounts: [], startupScript: true });
+    expect(await l.templateInfo("projects/kumo-test/regions/us-central1/instanceTemplates/regional")).toEqual({ machineType: expect.stringMatching(/e2-standard-8$/), serviceAccounts: [], startupScript: false });
+    expect(await l.templateInfo("projects/kumo-test/global/instanceTemplates/nope")).toBeUndefined();
+    await l.close();
+  });
 });

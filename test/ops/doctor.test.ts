@@ -495,6 +495,11 @@ describe("runDoctor reads the world once and reports in order", () => {
         calls.push(`test ${name}`);
         return permissions;
       },
+      instanceTemplate: async (name) => {
+        calls.push(`template ${name}`);
+        if (name.endsWith("/gone")) return undefined;
+        return { machineType: "e2-standard-4", serviceAccounts: ["kumo-runner-vm@p.iam.gserviceaccount.com"], startupScript: !name.endsWith("/bare") };
+      },
       failedDeliveries: async (since) => {
         calls.push(`deliveries since ${since.toISOString()}`);
         return { failed: [], attempts: 3, truncated: false };
@@ -555,5 +560,33 @@ describe("runDoctor reads the world once and reports in order", () => {
     const out = lines(await runDoctor(w));
     expect(out).toContainEqual(expect.stringMatching(/^✗ Cloud Run job gha-runner-small \(used by acme\): Cloud Run job "gha-runner-small" is a short name: .* — fix: set GOOGLE_CLOUD_PROJECT and CLOUD_RUN_REGION as the app has them$/));
     expect(w.calls.filter((c) => c.startsWith("getJob")).sort()).toEqual(["getJob projects/other/locations/eu/jobs/x", "getJob projects/p/locations/r/jobs/gha-runner-small"]);
+  });
+
+  test("instance templates of compute-engine specs: checked once each; missing, without a startup script, or in a deployment without VM runners", async () => {
+    const vm = (instanceTemplate: string) => ({ labels: ["d"], group: "open", backend: "compute-engine", instanceTemplate, zones: ["us-central1-a"] });
+    const files: Record<string, object> = {
+      acme: { runners: [vm("kumo-runner-docker"), vm("gone"), vm("bare")] },
+      beta: { runners: [vm("projects/p/global/instanceTemplates/kumo-runner-docker")] },
+    };
+    const w = world({ config: { project: "p", region: "r", computeEngine: true }, settings: async ({ org: login }) => parseSettings(files[login]) });
+    const out = lines(await runDoctor(w)).filter((l) => l.includes("Instance template"));
+    expect(out).toEqual([
+      "✔ Instance template projects/p/global/instanceTemplates/kumo-runner-docker (used by acme, beta): e2-standard-4, runs as kumo-runner-vm@p.iam.gserviceaccount.com, starts the runner",
+      "✗ Instance template projects/p/global/instanceTemplates/gone (used by acme) does not exist — fix: deploy it (deploy/deploy.sh with KUMO_VM_RUNNERS=true), or change instanceTemplate: in .github/kumo.yml",
+      "✗ Instance template projects/p/global/instanceTemplates/bare (used by acme): has no startup-script, so no runner would start on its VMs — fix: make it from runner/vm/startup.sh as deploy/deploy.sh does",
+      "✔ Instance template projects/p/global/instanceTemplates/bare (used by acme): e2-standard-4, runs as kumo-runner-vm@p.iam.gserviceaccount.com",
+    ]);
+    expect(w.calls.filter((c) => c.startsWith("template")).sort()).toEqual([
+      "template projects/p/global/instanceTemplates/bare",
+      "template projects/p/global/instanceTemplates/gone",
+      "template projects/p/global/instanceTemplates/kumo-runner-docker",
+    ]);
+    expect(w.calls.filter((c) => c.startsWith("getJob"))).toEqual([]);
+
+    const off = world({ config: { project: "p", region: "r" }, settings: async ({ org: login }) => parseSettings(files[login]) });
+    expect(lines(await runDoctor(off)).filter((l) => l.includes("Instance template"))[0]).toBe(
+      "✗ Instance template projects/p/global/instanceTemplates/kumo-runner-docker (used by acme, beta): this deployment does not run Compute Engine runners (KUMO_COMPUTE_ENGINE is not true) — fix: deploy with KUMO_VM_RUNNERS=true (deploy/deploy.sh makes the template, the VM account and the IAM, and sets KUMO_COMPUTE_ENGINE=true), or use a cloud-run spec",
+    );
+    expect(off.calls.filter((c) => c.startsWith("template"))).toEqual([]);
   });
 });
