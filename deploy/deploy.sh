@@ -2,13 +2,15 @@
 # Deploys Kumo into one Google Cloud project: APIs, Firestore, Artifact Registry, images built
 # with Cloud Build, service accounts and their narrow roles, secrets, the runner Cloud Run jobs,
 # the app's Cloud Run service, its Cloud Tasks launch queue, the kumo-reconcile job and the
-# scheduler that runs it each minute.
+# scheduler that runs it each minute. With KUMO_VM_RUNNERS=true also the Compute Engine backend
+# (one VM per CI job): the runner VM image, its instance template, firewall and IAM.
 #
 # Idempotent: each step looks the resource up before creating it, and updates what exists, so
 # run it again after any change. It prints every command that changes something.
 #
 #   PROJECT_ID=my-project deploy/deploy.sh          # reads APP_ID etc. from ./.env if present
 #   DRY_RUN=1 PROJECT_ID=my-project deploy/deploy.sh  # only print the commands
+#   KUMO_VM_RUNNERS=true PROJECT_ID=my-project deploy/deploy.sh  # also the Compute Engine backend
 #
 # Every setting below can be overridden from the environment; deploy/README.md describes them.
 # Written for bash 3.2 too (macOS), hence no bash 4 features.
@@ -56,6 +58,36 @@ LARGE_MEMORY="${LARGE_MEMORY:-16Gi}"
 # Runner jobs to apply, as FILE:CPU:MEMORY separated by spaces. Add your own job files here.
 RUNNER_JOBS="${RUNNER_JOBS:-runner/job.yaml:$SMALL_CPU:$SMALL_MEMORY runner/job-large.yaml:$LARGE_CPU:$LARGE_MEMORY}"
 LOG_LEVEL="${LOG_LEVEL:-info}"
+# Compute Engine runners (a VM per CI job, with Docker): off unless KUMO_VM_RUNNERS=true. Off,
+# nothing below of it is created, changed or even looked up.
+KUMO_VM_RUNNERS="${KUMO_VM_RUNNERS:-false}"
+# Region of the runner VMs' subnet (and of Cloud NAT, when used): the zones of a
+# compute-engine runner spec in kumo.yml must be in it.
+VM_REGION="${VM_REGION:-$REGION}"
+# The instance template a compute-engine spec names (instanceTemplate: in kumo.yml).
+VM_TEMPLATE="${VM_TEMPLATE:-kumo-runner-docker}"
+VM_MACHINE_TYPE="${VM_MACHINE_TYPE:-e2-standard-4}"
+VM_DISK_SIZE="${VM_DISK_SIZE:-50GB}"
+VM_DISK_TYPE="${VM_DISK_TYPE:-pd-balanced}"
+# Compute Engine deletes a runner VM after this, whatever it is doing (a spec's maxRunMinutes
+# overrides it per VM). Keep workflows' timeout-minutes below it.
+VM_MAX_RUN_DURATION="${VM_MAX_RUN_DURATION:-6h}"
+VM_SA_NAME="${VM_SA_NAME:-kumo-runner-vm}"
+VM_IMAGE_FAMILY="${VM_IMAGE_FAMILY:-kumo-runner}"
+VM_NETWORK="${VM_NETWORK:-default}"
+VM_SUBNET="${VM_SUBNET:-$VM_NETWORK}"
+# true: each VM gets an ephemeral external IP for its egress (GitHub, registries), and a
+# deny-all-ingress firewall rule guards it. false: no external IP, egress through Cloud NAT
+# (VM_ROUTER/VM_NAT in VM_REGION). deploy/README.md compares the two.
+VM_EXTERNAL_IP="${VM_EXTERNAL_IP:-true}"
+VM_NETWORK_TAG="${VM_NETWORK_TAG:-kumo-runner}"
+VM_FIREWALL_RULE="${VM_FIREWALL_RULE:-kumo-runner-deny-ingress}"
+VM_ROUTER="${VM_ROUTER:-kumo-router}"
+VM_NAT="${VM_NAT:-kumo-nat}"
+# The custom role with the unconditioned reads the app needs (see step 6b).
+VM_APP_ROLE="${VM_APP_ROLE:-kumoRunnerVmLauncher}"
+# false: do not bake; the template uses the newest image of VM_IMAGE_FAMILY as it is.
+VM_BAKE_IMAGE="${VM_BAKE_IMAGE:-true}"
 DOTENV_FILE="${DOTENV_FILE:-.env}"
 DRY_RUN="${DRY_RUN:-0}"
 # A named database is passed to the app as FIRESTORE_DATABASE_ID.
@@ -175,11 +207,20 @@ render() {
 # job_name FILE: metadata.name of a job YAML file.
 job_name() { awk '/^metadata:/ { m = 1; next } m && /^  name:/ { print $2; exit }' "$1"; }
 
+# sha256: SHA-256 of stdin (sha256sum on Linux, shasum on macOS).
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi
+}
+
 # ---------------------------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------------------------
 [[ -n $PROJECT_ID ]] || die "PROJECT_ID is required, e.g. PROJECT_ID=my-project deploy/deploy.sh"
 command -v gcloud >/dev/null || die "gcloud is required (https://cloud.google.com/sdk/docs/install)"
+[[ $KUMO_VM_RUNNERS == true || $KUMO_VM_RUNNERS == false ]] ||
+  die "KUMO_VM_RUNNERS must be true or false, not '$KUMO_VM_RUNNERS'"
+[[ $VM_EXTERNAL_IP == true || $VM_EXTERNAL_IP == false ]] ||
+  die "VM_EXTERNAL_IP must be true or false, not '$VM_EXTERNAL_IP'"
 
 APP_ID="${APP_ID:-$(dotenv_get APP_ID)}"
 WEBHOOK_SECRET="${WEBHOOK_SECRET:-$(dotenv_get WEBHOOK_SECRET)}"
@@ -224,6 +265,9 @@ if [[ -n ${RUNNER_IMAGE:-} ]]; then BUILD_RUNNER=0; else RUNNER_IMAGE="$REGISTRY
 RUNNER_SA="$RUNNER_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
 APP_SA="$APP_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
 SCHEDULER_SA="$SCHEDULER_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
+VM_SA="$VM_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
+# Runner names, VM names and their label: <prefix>-<job id>-<attempt>-<hex>, kumo-runner=<prefix>.
+RUNNER_PREFIX="${KUMO_RUNNER_PREFIX:-kumo}"
 
 mode=""
 if [[ $DRY_RUN == 1 ]]; then mode=" (dry run: printing the commands only)"; fi
@@ -231,14 +275,21 @@ log "Deploying Kumo to project $PROJECT_ID, region $REGION$mode"
 note "app image:    $APP_IMAGE"
 note "runner image: $RUNNER_IMAGE"
 note "runner jobs:  $RUNNER_JOBS"
+if [[ $KUMO_VM_RUNNERS == true ]]; then
+  note "runner VMs:   template $VM_TEMPLATE ($VM_MACHINE_TYPE, image family $VM_IMAGE_FAMILY) in $VM_REGION"
+else
+  note "runner VMs:   off (KUMO_VM_RUNNERS=true deploys the Compute Engine backend)"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 1. APIs (iam: to create the service accounts)
 # ---------------------------------------------------------------------------------------------
 log "Enabling APIs"
-gc services enable run.googleapis.com firestore.googleapis.com artifactregistry.googleapis.com \
-  cloudbuild.googleapis.com secretmanager.googleapis.com cloudscheduler.googleapis.com \
-  cloudtasks.googleapis.com iam.googleapis.com
+apis=(run.googleapis.com firestore.googleapis.com artifactregistry.googleapis.com
+  cloudbuild.googleapis.com secretmanager.googleapis.com cloudscheduler.googleapis.com
+  cloudtasks.googleapis.com iam.googleapis.com)
+if [[ $KUMO_VM_RUNNERS == true ]]; then apis+=(compute.googleapis.com); fi
+gc services enable "${apis[@]}"
 
 # ---------------------------------------------------------------------------------------------
 # 2. Firestore (native mode) and the TTLs that delete old job and redelivery documents
@@ -298,6 +349,10 @@ log "Service accounts"
 ensure_sa "$RUNNER_SA_NAME" "Kumo runner (no roles)"
 ensure_sa "$APP_SA_NAME" "Kumo app"
 ensure_sa "$SCHEDULER_SA_NAME" "Kumo reconcile scheduler"
+if [[ $KUMO_VM_RUNNERS == true ]]; then
+  # The runner VMs' identity: no roles either, and no scopes on the VMs (step 6b).
+  ensure_sa "$VM_SA_NAME" "Kumo runner VMs (no roles)"
+fi
 
 log "Roles of $APP_SA on the project: Firestore read and write"
 retry gc projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:$APP_SA" \
@@ -342,6 +397,122 @@ for entry in $RUNNER_JOBS; do
 done
 
 # ---------------------------------------------------------------------------------------------
+# 6b. Compute Engine runners (KUMO_VM_RUNNERS=true): image, instance template, network, IAM
+# ---------------------------------------------------------------------------------------------
+if [[ $KUMO_VM_RUNNERS == true ]]; then
+  log "Network for the runner VMs ($VM_NETWORK, tag $VM_NETWORK_TAG)"
+  # Nothing may connect to a runner VM: the runner only connects out (to GitHub, over HTTPS).
+  # Priority 100 wins over the default network's allow rules (SSH, RDP, ICMP from anywhere).
+  if have compute firewall-rules describe "$VM_FIREWALL_RULE"; then
+    note "firewall rule $VM_FIREWALL_RULE exists"
+  else
+    gc compute firewall-rules create "$VM_FIREWALL_RULE" --network="$VM_NETWORK" \
+      --direction=INGRESS --action=DENY --rules=all --source-ranges=0.0.0.0/0 \
+      --target-tags="$VM_NETWORK_TAG" --priority=100 \
+      --description="Kumo runner VMs accept no inbound connections"
+  fi
+  if [[ $VM_EXTERNAL_IP == false ]]; then
+    # Egress without external IPs: Cloud NAT on a Cloud Router in the VMs' region.
+    if have compute routers describe "$VM_ROUTER" --region="$VM_REGION"; then
+      note "router $VM_ROUTER exists"
+    else
+      gc compute routers create "$VM_ROUTER" --network="$VM_NETWORK" --region="$VM_REGION"
+    fi
+    if have compute routers nats describe "$VM_NAT" --router="$VM_ROUTER" --region="$VM_REGION"; then
+      note "Cloud NAT $VM_NAT exists"
+    else
+      gc compute routers nats create "$VM_NAT" --router="$VM_ROUTER" --region="$VM_REGION" \
+        --auto-allocate-nat-external-ips --nat-all-subnet-ip-ranges
+    fi
+  fi
+
+  # The baked image: Debian 12 + Docker + the runner of runner/Dockerfile (runner/README.md
+  # says why). Skipped in seconds when the image of this version exists. After the network:
+  # without external IPs, the builder needs Cloud NAT too.
+  if [[ $VM_BAKE_IMAGE == true ]]; then
+    PROJECT_ID="$PROJECT_ID" REGION="$REGION" VM_REGION="$VM_REGION" \
+      VM_IMAGE_FAMILY="$VM_IMAGE_FAMILY" VM_NETWORK="$VM_NETWORK" VM_SUBNET="$VM_SUBNET" \
+      VM_EXTERNAL_IP="$VM_EXTERNAL_IP" VM_NETWORK_TAG="$VM_NETWORK_TAG" DRY_RUN="$DRY_RUN" \
+      bash runner/vm/bake-image.sh
+  else
+    note "VM_BAKE_IMAGE=false: using the newest image of family $VM_IMAGE_FAMILY as it is"
+  fi
+
+  log "Instance template $VM_TEMPLATE"
+  # The app inserts each VM from it, adding only the name, the label, the JIT config as
+  # metadata item kumo-jit-config and a max run duration. The VM account has no roles and
+  # the VMs get no scopes: any job step can read the metadata server, and a token it gets
+  # there is good for nothing. block-project-ssh-keys: project-wide SSH keys do not apply.
+  template_flags=(--machine-type="$VM_MACHINE_TYPE"
+    --image-family="$VM_IMAGE_FAMILY" --image-project="$PROJECT_ID"
+    --boot-disk-size="$VM_DISK_SIZE" --boot-disk-type="$VM_DISK_TYPE"
+    --network="$VM_NETWORK" --subnet="$VM_SUBNET" --region="$VM_REGION"
+    --tags="$VM_NETWORK_TAG" --labels="kumo-runner=$RUNNER_PREFIX"
+    --service-account="$VM_SA" --no-scopes
+    --metadata-from-file=startup-script=runner/vm/startup.sh
+    --metadata=block-project-ssh-keys=TRUE
+    --provisioning-model=STANDARD --max-run-duration="$VM_MAX_RUN_DURATION"
+    --instance-termination-action=DELETE)
+  if [[ $VM_EXTERNAL_IP == false ]]; then template_flags+=(--no-address); fi
+  # Templates cannot be changed: the description carries a hash of the flags and the startup
+  # script, and a template that differs is replaced. Launches in the second between delete and
+  # create fail; reconcile launches those jobs again.
+  template_hash="$({
+    printf '%s\n' "${template_flags[@]}"
+    cat runner/vm/startup.sh
+  } | sha256 | cut -c1-12)"
+  template_description="Kumo runner VM, one per CI job (config $template_hash)"
+  if have compute instance-templates describe "$VM_TEMPLATE"; then
+    current="$(value compute instance-templates describe "$VM_TEMPLATE" --format='value(description)')"
+    if [[ $current == "$template_description" ]]; then
+      note "template is up to date (config $template_hash)"
+    else
+      note "template differs from this deployment: replacing it"
+      gc compute instance-templates delete "$VM_TEMPLATE"
+      gc compute instance-templates create "$VM_TEMPLATE" "${template_flags[@]}" \
+        --description="$template_description"
+    fi
+  else
+    gc compute instance-templates create "$VM_TEMPLATE" "${template_flags[@]}" \
+      --description="$template_description"
+  fi
+
+  log "Roles of $APP_SA for the runner VMs"
+  # 1. Create, change and delete instances and disks named <prefix>-… and nothing else:
+  #    instanceAdmin.v1 under a condition on the resource name (a boot disk is named after its
+  #    VM). extract() is empty for any other resource type, so nothing else of the role applies.
+  vm_condition="resource.name.extract(\"/instances/{name}\").startsWith(\"$RUNNER_PREFIX-\")"
+  vm_condition="$vm_condition || resource.name.extract(\"/disks/{name}\").startsWith(\"$RUNNER_PREFIX-\")"
+  retry gc projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:$APP_SA" \
+    --role=roles/compute.instanceAdmin.v1 --format=none \
+    --condition="title=kumo-runner-vms,description=Only Kumo runner VMs and their disks,expression=$vm_condition"
+  # 2. What a name condition cannot cover, as a custom role of reads only: list (reconcile's
+  #    sweep by label is an aggregatedList, checked on the project), the zone operations (why an
+  #    insert failed: a stock-out shows only there), reading and using the template and the
+  #    image of its family.
+  vm_permissions="compute.instances.list,compute.zoneOperations.get,compute.zoneOperations.list"
+  vm_permissions="$vm_permissions,compute.instanceTemplates.get"
+  vm_permissions="$vm_permissions,compute.instanceTemplates.useReadOnly,compute.images.get"
+  vm_permissions="$vm_permissions,compute.images.getFromFamily,compute.images.useReadOnly"
+  role_flags=(--project="$PROJECT_ID" --title="Kumo runner VM launcher"
+    --description="Reads Kumo needs to create runner VMs from its template and sweep them"
+    --permissions="$vm_permissions" --stage=GA)
+  if have iam roles describe "$VM_APP_ROLE"; then
+    gc iam roles update "$VM_APP_ROLE" "${role_flags[@]}"
+  else
+    gc iam roles create "$VM_APP_ROLE" "${role_flags[@]}"
+  fi
+  retry gc projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:$APP_SA" \
+    --role="projects/$PROJECT_ID/roles/$VM_APP_ROLE" --condition=None --format=none
+  # 3. Attach VMs to the one subnet (and give them an external IP): networkUser on it only.
+  retry gc compute networks subnets add-iam-policy-binding "$VM_SUBNET" --region="$VM_REGION" \
+    --member="serviceAccount:$APP_SA" --role=roles/compute.networkUser --format=none
+  # 4. Create VMs that run as the VM account (actAs), on that account only.
+  retry gc iam service-accounts add-iam-policy-binding "$VM_SA" \
+    --member="serviceAccount:$APP_SA" --role=roles/iam.serviceAccountUser --format=none
+fi
+
+# ---------------------------------------------------------------------------------------------
 # 7. The app: Cloud Run service (webhooks) and kumo-reconcile job, same image, env and secrets
 # ---------------------------------------------------------------------------------------------
 # On Cloud Run the app logs JSON lines with severity and message for Cloud Logging by itself.
@@ -355,6 +526,8 @@ for optional in GHE_HOST GHE_PROTOCOL KUMO_RUNNER_PREFIX KUMO_SETTINGS_TTL_SECON
   KUMO_DELIVERY_DEADLINE_MS KUMO_MAX_BODY_KB; do
   if [[ -n ${!optional:-} ]]; then env_vars="$env_vars,$optional=${!optional}"; fi
 done
+# The app launches VMs only when told that this deployment has the Compute Engine backend.
+if [[ $KUMO_VM_RUNNERS == true ]]; then env_vars="$env_vars,KUMO_COMPUTE_ENGINE=true"; fi
 secrets="PRIVATE_KEY=$PRIVATE_KEY_SECRET:latest,WEBHOOK_SECRET=$WEBHOOK_SECRET_NAME:latest"
 
 if [[ -n $LAUNCH_QUEUE ]]; then

@@ -329,7 +329,7 @@ const FIX_VM_RUNNERS =
 export function instanceTemplateFindings(name: string, template: InstanceTemplateInfo | undefined | Error): Finding[] {
   if (template instanceof Error) {
     const denied = /PERMISSION_DENIED/.test(template.message);
-    return [problem(`${name}: could not read it: ${describe(template)}`, denied ? "grant the account Kumo runs as roles/compute.viewer (deploy/deploy.sh does)" : "check GOOGLE_CLOUD_PROJECT and COMPUTE_API_ENDPOINT")];
+    return [problem(`${name}: could not read it: ${describe(template)}`, denied ? "grant the account Kumo runs as the kumoRunnerVmLauncher role (deploy/deploy.sh does with KUMO_VM_RUNNERS=true)" : "check GOOGLE_CLOUD_PROJECT and COMPUTE_API_ENDPOINT")];
   }
   if (!template) return [problem(`${name} does not exist`, "deploy it (deploy/deploy.sh with KUMO_VM_RUNNERS=true), or change instanceTemplate: in .github/kumo.yml")];
   const findings: Finding[] = [];
