@@ -17,7 +17,13 @@ export function runnerName(prefix: string, jobId: number, attempt: number): stri
   return `${prefix}-${jobId}-${attempt}-${randomBytes(3).toString("hex")}`;
 }
 
-/** The job id a Kumo runner name was made for, or undefined for other runners. */
+/** Warm runners are made for no job: job id 0, and their launch place where the attempt goes. */
+export function warmRunnerName(prefix: string, index: number): string {
+  return runnerName(prefix, WARM_JOB_ID, index + 1);
+}
+export const WARM_JOB_ID = 0;
+
+/** The job id a Kumo runner name was made for (WARM_JOB_ID for a warm runner), or undefined for other runners. */
 export function jobIdOfRunner(prefix: string, name: string): number | undefined {
   const match = new RegExp(`^${prefix}-(\\d+)-\\d+-[0-9a-f]+$`).exec(name);
   return match ? Number(match[1]) : undefined;
@@ -69,8 +75,9 @@ export interface KumoRunner {
   status: string;
   busy: boolean;
   jobId: number;
-  /** The claim attempt that registered it. */
+  /** The claim attempt that registered it (a warm runner: its launch place + 1). */
   attempt: number;
+  labels: string[];
 }
 
 /** The org's runners that Kumo registered (by name prefix). */
@@ -79,7 +86,9 @@ export async function listKumoRunners(octokit: Octokit, org: string, prefix: str
     const runners = await octokit.paginate(octokit.rest.actions.listSelfHostedRunnersForOrg, { org, per_page: 100 });
     return runners.flatMap((r) => {
       const jobId = jobIdOfRunner(prefix, r.name);
-      return jobId === undefined ? [] : [{ id: r.id, name: r.name, status: r.status, busy: r.busy, jobId, attempt: attemptOfRunner(r.name) }];
+      return jobId === undefined
+        ? []
+        : [{ id: r.id, name: r.name, status: r.status, busy: r.busy, jobId, attempt: attemptOfRunner(r.name), labels: (r.labels ?? []).map((l) => l.name) }];
     });
   } catch (error) {
     throw fromGitHubError("list runners", error);

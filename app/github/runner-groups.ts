@@ -24,16 +24,23 @@ export class RunnerGroupResolver {
     return groups.find((g) => g.name.toLowerCase() === wanted)?.id;
   }
 
+  /** A group of the org by name, whichever repositories may use it (warm runners serve no one job). */
+  async resolveInOrg(octokit: Octokit, org: string, groupName: string): Promise<number | undefined> {
+    const groups = await this.visibleGroups(octokit, org, undefined);
+    const wanted = groupName.toLowerCase();
+    return groups.find((g) => g.name.toLowerCase() === wanted)?.id;
+  }
+
   invalidate(org: string): void {
     for (const key of this.cache.keys()) if (key.startsWith(`${org.toLowerCase()}/`)) this.cache.delete(key);
   }
 
-  private visibleGroups(octokit: Octokit, org: string, repoName: string): Promise<RunnerGroup[]> {
-    const key = `${org}/${repoName}`.toLowerCase();
+  private visibleGroups(octokit: Octokit, org: string, repoName: string | undefined): Promise<RunnerGroup[]> {
+    const key = `${org}/${repoName ?? "*"}`.toLowerCase();
     const hit = this.cache.get(key);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.groups;
     const groups = octokit
-      .paginate("GET /orgs/{org}/actions/runner-groups", { org, visible_to_repository: repoName, per_page: 100 }, (response) =>
+      .paginate("GET /orgs/{org}/actions/runner-groups", { org, ...(repoName ? { visible_to_repository: repoName } : {}), per_page: 100 }, (response) =>
         // The endpoint answers {total_count, runner_groups}; paginate unwraps it.
         (response.data as unknown as RunnerGroup[]).map(({ id, name }) => ({ id, name })),
       );

@@ -2,7 +2,7 @@ import type { Context, Logger } from "probot";
 import type { KumoDeps } from "../deps.js";
 import type { JobRecord } from "../store/job-store.js";
 import { explainResolved } from "../explain/check-run.js";
-import { jobIdOfRunner } from "../github/jit-runners.js";
+import { jobIdOfRunner, WARM_JOB_ID } from "../github/jit-runners.js";
 import { freeCapacity } from "../launch/capacity.js";
 import { retireRunner } from "../launch/retire-runner.js";
 import { jobLogger, specForJob } from "./job-context.js";
@@ -42,7 +42,10 @@ export function workflowJobProgress(deps: KumoDeps) {
 
     // Completed without ever getting a runner (cancelled while queued): the runner
     // launched for it is surplus, unless it already took another job.
-    if (context.payload.action === "completed" && !job.runner_name && record.runnerId && record.runnerName) {
+    // A spec with a warm pool keeps it: reconcile trims the pool to its size.
+    if (context.payload.action === "completed" && !job.runner_name && record.runnerId && record.runnerName && match.spec.warm) {
+      log.info({ runnerName: record.runnerName }, "job cancelled before any runner took it: its runner stays for the warm pool");
+    } else if (context.payload.action === "completed" && !job.runner_name && record.runnerId && record.runnerName) {
       await retireRunner(deps, context.octokit, log, {
         org: match.org,
         runnerId: record.runnerId,
@@ -65,7 +68,7 @@ async function releaseMachine(deps: KumoDeps, log: Logger, record: JobRecord, ru
   const owner = jobIdOfRunner(deps.config.runnerPrefix, runnerName);
   if (owner === undefined) return; // not one of Kumo's runners
   try {
-    const launchedFor = owner === record.jobId ? record : await deps.store.get(owner);
+    const launchedFor = owner === WARM_JOB_ID ? await deps.store.findWarmLaunch(runnerName) : owner === record.jobId ? record : await deps.store.get(owner);
     if (launchedFor?.runnerName !== runnerName || !launchedFor.execution) return;
     await deps.launcher.finished(launchedFor.execution);
   } catch (error) {

@@ -5,11 +5,13 @@ import { runnerMachines } from "./runner-machines.js";
 import { staleRunners } from "./stale-runners.js";
 import { stalledLaunches } from "./stalled-launches.js";
 import { unfinishedLaunches } from "./unfinished-launches.js";
+import { warmPools } from "./warm-pool.js";
 
 // Capacity first: what it frees is used by the waiting jobs at once.
 // Machines after stale runners: a runner retired there has its machine removed already.
-const STEPS = [capacity, unfinishedLaunches, stalledLaunches, staleRunners, runnerMachines, lostWebhooks];
-const NAMES = ["capacity", "unfinished launches", "launches that never came up", "stale runners", "runner machines", "lost webhooks"];
+// Warm pools after stale runners (which leaves their runners to them), machines after both.
+const STEPS = [capacity, unfinishedLaunches, stalledLaunches, staleRunners, warmPools, runnerMachines, lostWebhooks];
+const NAMES = ["capacity", "unfinished launches", "launches that never came up", "stale runners", "warm pools", "runner machines", "lost webhooks"];
 
 /**
  * One reconcile pass: repairs whatever the webhooks missed. Idempotent and

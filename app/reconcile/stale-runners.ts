@@ -2,6 +2,7 @@ import { listKumoRunners, type KumoRunner } from "../github/jit-runners.js";
 import { retireRunner } from "../launch/retire-runner.js";
 import type { JobRecord } from "../store/job-store.js";
 import { outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
+import { labelKey, pooledSpecs } from "./warm-pool.js";
 
 /**
  * Step 3: registrations of ours that no queued job needs — their job ran on
@@ -10,7 +11,7 @@ import { outOfTime, type ReconcileContext, type StepSummary } from "./context.js
  * serve some job and are left alone.
  */
 export async function staleRunners(ctx: ReconcileContext): Promise<StepSummary> {
-  const counts = { runners: 0, needed: 0, busy: 0, deleted: 0, young: 0, errors: 0 };
+  const counts = { runners: 0, needed: 0, busy: 0, pooled: 0, deleted: 0, young: 0, errors: 0 };
   for (const installation of await ctx.installations()) {
     if (outOfTime(ctx)) break;
     const log = ctx.log.child({ org: installation.org });
@@ -19,6 +20,9 @@ export async function staleRunners(ctx: ReconcileContext): Promise<StepSummary> 
       // Listed afresh: step 1 of this pass may have deleted and registered runners.
       const runners = await listKumoRunners(octokit, installation.org, ctx.deps.config.runnerPrefix);
       counts.runners += runners.length;
+      // Runners of a spec with a warm pool are the pool's to keep or retire (the next step). Read at the
+      // first surplus runner: a settings read that fails then stops this org's cleanup, never a pool.
+      let pooled: Set<string> | undefined;
       for (const runner of runners) {
         if (outOfTime(ctx)) break;
         if (runner.busy) {
@@ -29,6 +33,11 @@ export async function staleRunners(ctx: ReconcileContext): Promise<StepSummary> 
         const verdict = judge(ctx, runner, record);
         if (verdict !== "surplus") {
           counts[verdict]++;
+          continue;
+        }
+        pooled ??= new Set((await pooledSpecs(ctx, installation, octokit)).map((s) => labelKey(s.labels)));
+        if (pooled.has(labelKey(runner.labels))) {
+          counts.pooled++;
           continue;
         }
         try {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { WarmPoolSchema, type WarmPool } from "../warm-pool/schedule.js";
 
 // The schema of `.github/kumo.yml` in the organization's `.github` repository.
 // It is the reference of the settings: every field says what it does.
@@ -45,6 +46,7 @@ export const RunnerSpecSchema = z
       .optional()
       .describe("compute-engine: Compute Engine deletes the VM after this many minutes whatever happens (default 360, GitHub's default job timeout)."),
     maxRunners: z.number().int().positive().optional().describe("Cap of live runners of this spec; more jobs wait."),
+    warm: WarmPoolSchema.optional().describe("Idle runners kept connected in schedule windows, so a queued job starts at once."),
   })
   .strict()
   .superRefine((spec, ctx) => {
@@ -63,6 +65,11 @@ export const RunnerSpecSchema = z
       need("instanceTemplate");
       need("zones");
       forbid("job");
+      // A warm VM that idled this long must still have time for a job before Compute Engine deletes it.
+      const life = spec.maxRunMinutes ?? 360;
+      if (spec.warm && spec.warm.maxIdleMinutes >= life) {
+        ctx.addIssue({ code: "custom", path: ["warm", "maxIdleMinutes"], message: `must be shorter than maxRunMinutes (${life}), leaving time for the job a warm runner takes` });
+      }
     }
   })
   .transform((spec) => spec as RunnerSpec);
@@ -83,7 +90,7 @@ export const SettingsSchema = z
   })
   .strict();
 
-type SpecCommon = { labels: string[]; group: string; maxRunners?: number | undefined };
+type SpecCommon = { labels: string[]; group: string; maxRunners?: number | undefined; warm?: WarmPool | undefined };
 export type CloudRunSpec = SpecCommon & { backend: "cloud-run"; job: string };
 export type ComputeEngineSpec = SpecCommon & { backend: "compute-engine"; instanceTemplate: string; zones: string[]; maxRunMinutes?: number | undefined };
 /** A runner spec as validated: the fields of its backend are there (superRefine checked them). */

@@ -13,12 +13,15 @@ import {
   type LaunchedRunner,
   type NewJob,
   type NotLaunched,
+  type WarmLaunch,
 } from "./job-store.js";
 
 export const JOBS_COLLECTION = "kumo-jobs";
 export const STATE_COLLECTION = "kumo-state";
 export const REDELIVERIES_COLLECTION = "kumo-redeliveries";
 export const SLOTS_COLLECTION = "kumo-slots";
+/** One document per launch place of each warm pool (at most its size): no TTL needed. */
+export const WARM_COLLECTION = "kumo-warm";
 export const EXPLAINED_COLLECTION = "kumo-explained";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -268,6 +271,36 @@ export class FirestoreJobStore implements JobStore {
       // Released meanwhile: nothing to note.
       if ((error as { code?: number }).code !== NOT_FOUND) throw error;
     }
+  }
+
+  async claimWarmLaunch(key: string, index: number, holder: { org: string; name: string }, graceMs: number, now = new Date()): Promise<boolean> {
+    const ref = this.db.collection(WARM_COLLECTION).doc(`${key}-${index}`);
+    return this.db.runTransaction(async (tx) => {
+      const seen = await tx.get(ref);
+      const last = seen.data()?.launchedAt as Timestamp | undefined;
+      if (last && now.getTime() - last.toMillis() < graceMs) return false;
+      tx.set(ref, { key, index, ...holder, launchedAt: now });
+      return true;
+    });
+  }
+
+  async recordWarmLaunch(key: string, index: number, runner: LaunchedRunner): Promise<void> {
+    await this.db.collection(WARM_COLLECTION).doc(`${key}-${index}`).update({ ...runner });
+  }
+
+  async dropWarmLaunch(key: string, index: number): Promise<void> {
+    await this.db.collection(WARM_COLLECTION).doc(`${key}-${index}`).delete();
+  }
+
+  async listWarmLaunches(key?: string): Promise<WarmLaunch[]> {
+    const all = this.db.collection(WARM_COLLECTION);
+    const snapshot = await (key ? all.where("key", "==", key) : all).get();
+    return snapshot.docs.map((d) => convertTimestamps(d.data()) as WarmLaunch);
+  }
+
+  async findWarmLaunch(runnerName: string): Promise<WarmLaunch | undefined> {
+    const snapshot = await this.db.collection(WARM_COLLECTION).where("runnerName", "==", runnerName).limit(1).get();
+    return snapshot.empty ? undefined : (convertTimestamps(snapshot.docs[0]!.data()) as WarmLaunch);
   }
 
   async explanation(jobId: number, create?: Omit<Explanation, "checkRunId">, now = new Date()): Promise<{ created: boolean; explanation?: Explanation }> {

@@ -52,6 +52,19 @@ export interface CapacitySlot {
   checkedAt?: Date;
 }
 
+/** One launch place of a warm pool and the runner last made from it. */
+export interface WarmLaunch {
+  key: string;
+  index: number;
+  org: string;
+  /** The spec, readable. */
+  name: string;
+  launchedAt: Date;
+  runnerName?: string;
+  runnerId?: number;
+  execution?: string;
+}
+
 /** Where a job's runner goes: resolved from the settings when the job was first seen. */
 export interface RunnerTarget {
   labels: string[];
@@ -201,6 +214,19 @@ export interface JobStore {
   listSlots(key?: string): Promise<CapacitySlot[]>;
   /** Notes that reconcile found the slot's holder alive. */
   touchSlot(id: string, now?: Date): Promise<void>;
+  /**
+   * Takes launch place `index` of a warm pool: free, or its last launch older
+   * than `graceMs`. Of concurrent takers one wins, so passes never overfill a pool.
+   */
+  claimWarmLaunch(key: string, index: number, holder: { org: string; name: string }, graceMs: number, now?: Date): Promise<boolean>;
+  /** The runner a warm launch place made. */
+  recordWarmLaunch(key: string, index: number, runner: LaunchedRunner): Promise<void>;
+  /** Frees a place whose launch failed. */
+  dropWarmLaunch(key: string, index: number): Promise<void>;
+  /** Warm launches, of one pool or of all. */
+  listWarmLaunches(key?: string): Promise<WarmLaunch[]>;
+  /** The warm launch that made this runner, if it is one. */
+  findWarmLaunch(runnerName: string): Promise<WarmLaunch | undefined>;
   /** The job's explanation; `create` makes it if there is none (of concurrent creators one wins: `created`). */
   explanation(jobId: number, create?: Omit<Explanation, "checkRunId">, now?: Date): Promise<{ created: boolean; explanation?: Explanation }>;
   /** Records the check run and the reason it states now (also marks the job record, if any, as explained). */

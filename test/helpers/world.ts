@@ -13,6 +13,7 @@ interface Registration {
   deleted: boolean;
   /** The runner connected (GitHub lists it online). */
   online?: boolean;
+  labels?: string[];
 }
 
 interface Delivery {
@@ -50,19 +51,20 @@ export class World {
   private nextDelivery = 1;
   private nextExecution = 1;
 
-  constructor(private readonly settingsYaml: string) {}
+  /** The org's .github/kumo.yml; a test may change it (and drop the app's cache). */
+  constructor(public settingsYaml: string) {}
 
   install(): void {
     const gh = nock(GITHUB).persist();
     gh.post(/\/app\/installations\/\d+\/access_tokens/).reply(201, () => ({ token: "ghs_world", expires_at: new Date(Date.now() + 3_600_000).toISOString() }));
-    gh.get(/\/repos\/[^/]+\/\.github\/contents\//).reply(200, this.settingsYaml, { "content-type": "application/vnd.github.v3.raw; charset=utf-8" });
+    gh.get(/\/repos\/[^/]+\/\.github\/contents\//).reply(200, () => this.settingsYaml, { "content-type": "application/vnd.github.v3.raw; charset=utf-8" });
     gh.get(`/orgs/${ORG}/actions/runner-groups`).query(true).reply(200, { total_count: 1, runner_groups: [{ id: 7, name: "cloudrun" }] });
     gh.post(`/orgs/${ORG}/actions/runners/generate-jitconfig`).reply((_uri, raw) => {
       const fault = this.jitFault(++this.jitCount);
       if (fault) return [fault.status, fault.body, fault.headers ?? {}];
       const body = (typeof raw === "string" ? JSON.parse(raw) : raw) as { name: string; labels: string[] };
       const id = this.nextRunnerId++;
-      this.registrations.set(id, { id, name: body.name, busy: false, deleted: false });
+      this.registrations.set(id, { id, name: body.name, busy: false, deleted: false, labels: body.labels });
       return [201, { runner: { id, name: body.name, labels: body.labels, status: "offline", busy: false }, encoded_jit_config: jitConfigFor(body.name) }];
     });
     gh.delete(new RegExp(`/orgs/${ORG}/actions/runners/\\d+$`)).reply((uri) => {
@@ -76,7 +78,7 @@ export class World {
       const fault = this.listRunnersFault();
       if (fault) return [fault.status, fault.body];
       const alive = [...this.registrations.values()].filter((r) => !r.deleted);
-      return [200, { total_count: alive.length, runners: alive.map((r) => ({ id: r.id, name: r.name, busy: r.busy, status: r.online || r.busy ? "online" : "offline", os: "Linux", labels: [] })) }];
+      return [200, { total_count: alive.length, runners: alive.map((r) => ({ id: r.id, name: r.name, busy: r.busy, status: r.online || r.busy ? "online" : "offline", os: "Linux", labels: (r.labels ?? []).map((name) => ({ name, type: "custom" })) })) }];
     });
     gh.get(new RegExp(`/repos/${ORG}/${REPO}/actions/jobs/\\d+$`)).reply((uri) => {
       const id = Number(uri.split("/").pop());

@@ -162,6 +162,7 @@ describe("reconcile", () => {
           { id: 75, name: `kumo-${orphan}-1-eeeeee` },
           { id: 76, name: "build-box-1" },
         ])
+        .hasSettings("runners:\n  - labels: [kumo, small]\n    job: gha-runner-small\n")
         .deletesRunner(71)
         .deletesRunner(75),
     );
@@ -169,7 +170,7 @@ describe("reconcile", () => {
 
     const [summary] = await reconcileWith(h, {}, [staleRunners]);
 
-    expect(summary!.counts).toEqual({ runners: 5, needed: 1, busy: 1, deleted: 2, young: 1, errors: 0 });
+    expect(summary!.counts).toEqual({ runners: 5, needed: 1, busy: 1, pooled: 0, deleted: 2, young: 1, errors: 0 });
     expect(gh.deletedRunners.sort()).toEqual([71, 75]);
     expect(cr.cancelled).toEqual([`${SMALL_JOB}/executions/e-71`]);
   });
@@ -190,12 +191,13 @@ describe("reconcile", () => {
           { id: 81, name: `kumo-${underWay}-1-aaaaaa` },
           { id: 82, name: `kumo-${retried}-1-bbbbbb` },
         ])
+        .hasSettings(null)
         .deletesRunner(82),
     );
 
     const [summary] = await reconcileWith(h, {}, [staleRunners]);
 
-    expect(summary!.counts).toEqual({ runners: 2, needed: 1, busy: 0, deleted: 1, young: 0, errors: 0 });
+    expect(summary!.counts).toEqual({ runners: 2, needed: 1, busy: 0, pooled: 0, deleted: 1, young: 0, errors: 0 });
     expect(gh.deletedRunners).toEqual([82]);
     expect(await store.get(underWay)).toMatchObject({ state: "claimed", attempts: 1 });
   });
@@ -261,13 +263,14 @@ describe("reconcile", () => {
 
   test("a full pass prints one summary line per step", async () => {
     const h = createHarness();
-    track(mockGitHub().canGetToken().hasInstallations([{ id: INSTALLATION_ID, login: ORG }]).hasRunners([]).hasDeliveries([]));
+    track(mockGitHub().canGetToken().hasInstallations([{ id: INSTALLATION_ID, login: ORG }]).hasRunners([]).hasSettings(null).hasDeliveries([]));
     const lines = (await reconcileWith(h)).map(formatSummary);
     expect(lines).toEqual([
       "capacity: specs=0 live=0 waiting=0 released=0 asked=0 launched=0 explained=0 errors=0",
       "unfinished launches: checked=0 launched=0 closed=0 waiting=0 failed=0 skipped=0 errors=0",
       "launches that never came up: checked=0 relaunched=0 closed=0 running=0 failed=0 skipped=0 errors=0",
-      "stale runners: runners=0 needed=0 busy=0 deleted=0 young=0 errors=0",
+      "stale runners: runners=0 needed=0 busy=0 pooled=0 deleted=0 young=0 errors=0",
+      "warm pools: pools=0 target=0 warm=0 booting=0 launched=0 retired=0 errors=0",
       "runner machines: machines=0 running=0 booting=0 deleted=0 unknown=0 errors=0",
       "lost webhooks: lost=0 redelivered=0 givenUp=0 errors=0",
     ]);
