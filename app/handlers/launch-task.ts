@@ -7,11 +7,34 @@ import { explainRecord } from "../explain/check-run.js";
 import type { Octokit } from "../github/octokit.js";
 import { launchWaitingAfter } from "../launch/capacity.js";
 import { launchRunner } from "../launch/launch-runner.js";
+import { launchWarmRunner } from "../launch/launch-warm.js";
 import { TaskAuthError, TaskTokenVerifier } from "../launch-queue/cloud-tasks.js";
 
 const Task = z.object({ jobId: z.number().int().positive(), attempt: z.number().int().positive() }).strict();
-/** A task's body is `{"jobId":…,"attempt":…}`. */
-const MAX_BODY = 4096;
+const WarmTask = z
+  .object({
+    warm: z
+      .object({
+        key: z.string().regex(/^[0-9a-f]{24}$/),
+        index: z.number().int().min(0),
+        org: z.string().min(1),
+        installationId: z.number().int().positive(),
+        claimedAt: z.number().int().positive(),
+        target: z.object({
+          labels: z.array(z.string()).min(1),
+          group: z.string(),
+          groupId: z.number().int().positive(),
+          job: z.string().min(1),
+          backend: z.literal("compute-engine").optional(),
+          zones: z.array(z.string()).optional(),
+          maxRunMinutes: z.number().int().positive().optional(),
+        }),
+      })
+      .strict(),
+  })
+  .strict();
+/** A task's body is `{"jobId":…,"attempt":…}` or a warm launch (a few hundred bytes). */
+const MAX_BODY = 8192;
 
 /**
  * The launch route (KUMO_TASKS_URL's path), where the launch queue's tasks
@@ -40,8 +63,11 @@ export function launchTaskRoute(deps: KumoDeps, probot: Pick<Probot, "auth">, lo
       log.warn({ task, status: error.status, reason: error.message }, "launch task refused");
       return answer(error.status, { error: error.message });
     }
-    const parsed = Task.safeParse(await readJson(req));
-    if (!parsed.success) return answer(400, { error: "expected {jobId, attempt}" });
+    const body = await readJson(req);
+    const warm = WarmTask.safeParse(body);
+    if (warm.success) return answer(...(await warmLaunch(deps, probot, log.child({ task }), warm.data.warm)));
+    const parsed = Task.safeParse(body);
+    if (!parsed.success) return answer(400, { error: "expected {jobId, attempt} or {warm}" });
     const { jobId, attempt } = parsed.data;
 
     let claim;
@@ -81,6 +107,27 @@ export function launchTaskRoute(deps: KumoDeps, probot: Pick<Probot, "auth">, lo
     const seconds = retryAfterMs ? Math.max(1, Math.ceil((retryAfterMs - Date.now()) / 1000)) : undefined;
     return seconds ? answer(429, { pending: outcome.reason }, { "retry-after": String(seconds) }) : answer(503, { pending: outcome.reason });
   };
+}
+
+/** A warm pool's launch task: made only if its place still holds this claim (a later pass may have taken it since). */
+async function warmLaunch(
+  deps: KumoDeps,
+  probot: Pick<Probot, "auth">,
+  log: Logger,
+  task: z.infer<typeof WarmTask>["warm"],
+): Promise<[number, Record<string, unknown>]> {
+  const place = await deps.store.getWarmLaunch(task.key, task.index);
+  if (!place || place.launchedAt.getTime() !== task.claimedAt || place.runnerName) return [200, { skipped: "warm launch place taken since" }];
+  let octokit: Octokit;
+  try {
+    octokit = (await probot.auth(task.installationId)) as Octokit;
+  } catch (error) {
+    // The place stays claimed until its grace ends; the queue's retry comes sooner.
+    return [503, { pending: `installation token: ${errorLine(error, 200)}` }];
+  }
+  const outcome = await launchWarmRunner(deps, octokit, log.child({ org: task.org }), { key: task.key, index: task.index, org: task.org }, task.target);
+  // A failed warm launch frees its place; the next reconcile pass tops the pool up, so no queue retry.
+  return outcome.launched ? [200, { launched: outcome.runnerName }] : [200, { failed: outcome.reason }];
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

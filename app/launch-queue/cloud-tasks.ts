@@ -3,7 +3,7 @@ import { OAuth2Client } from "google-auth-library";
 import type { KumoConfig } from "../config.js";
 import { errorLine, fromGoogleError } from "../errors.js";
 import { cloudRunClientOptions } from "../launcher/cloud-run-launcher.js";
-import { taskId, type LaunchQueue, type QueuedLaunch } from "./queue.js";
+import { taskId, type LaunchQueue, type QueuedLaunch, type QueuedWarmLaunch } from "./queue.js";
 
 const ALREADY_EXISTS = 6;
 /** A launch is a JIT registration and a runJob: seconds. Longer means something hangs; Cloud Tasks retries. */
@@ -22,6 +22,15 @@ export class CloudTasksQueue implements LaunchQueue {
   ) {}
 
   async enqueue(launch: QueuedLaunch): Promise<void> {
+    await this.create(taskId(launch, this.prefix), launch, `enqueue launch of job ${launch.jobId}`);
+  }
+
+  async enqueueWarm(launch: QueuedWarmLaunch): Promise<void> {
+    const { key, index, claimedAt } = launch.warm;
+    await this.create(`${this.prefix}-warm-${key}-${index}-${claimedAt}`, launch, `enqueue warm launch ${index} of ${key}`);
+  }
+
+  private async create(id: string, body: QueuedLaunch | QueuedWarmLaunch, what: string): Promise<void> {
     // Loaded on first use: a deployment without a queue never pays for the client.
     this.client ??= import("@google-cloud/tasks").then(({ CloudTasksClient }) => new CloudTasksClient(cloudRunClientOptions(this.config.apiEndpoint)));
     const client = await this.client;
@@ -29,13 +38,13 @@ export class CloudTasksQueue implements LaunchQueue {
       await client.createTask({
         parent: this.config.queue,
         task: {
-          name: `${this.config.queue}/tasks/${taskId(launch, this.prefix)}`,
+          name: `${this.config.queue}/tasks/${id}`,
           dispatchDeadline: { seconds: DISPATCH_DEADLINE_S },
           httpRequest: {
             url: this.config.url,
             httpMethod: "POST",
             headers: { "content-type": "application/json" },
-            body: Buffer.from(JSON.stringify(launch)),
+            body: Buffer.from(JSON.stringify(body)),
             oidcToken: { serviceAccountEmail: this.config.serviceAccount, audience: this.config.url },
           },
         },
@@ -43,7 +52,7 @@ export class CloudTasksQueue implements LaunchQueue {
     } catch (error) {
       // The same launch enqueued before (a redelivery, another instance, a reconcile pass): done already.
       if ((error as { code?: number }).code === ALREADY_EXISTS) return;
-      throw fromGoogleError(`enqueue launch of job ${launch.jobId}`, error);
+      throw fromGoogleError(what, error);
     }
   }
 }

@@ -4,6 +4,19 @@ export interface QueuedLaunch {
   attempt: number;
 }
 
+/** A warm pool's launch: the place taken (and when: an older task finds a newer claim and does nothing) and where to launch. */
+export interface QueuedWarmLaunch {
+  warm: {
+    key: string;
+    index: number;
+    org: string;
+    installationId: number;
+    /** The place's claim time, ms since the epoch. */
+    claimedAt: number;
+    target: { labels: string[]; group: string; groupId: number; job: string; backend?: "compute-engine"; zones?: string[]; maxRunMinutes?: number };
+  };
+}
+
 /**
  * When a launch runs. Inline (the embedded default: laptop, tests, a single
  * instance): now, in the process that decided it. With a Cloud Tasks queue:
@@ -15,11 +28,14 @@ export interface LaunchQueue {
   readonly enqueues: boolean;
   /** Adds the launch to the queue; one already there (same job and attempt) counts as added. */
   enqueue(launch: QueuedLaunch): Promise<void>;
+  /** Adds a warm pool's launch, under the same budget. */
+  enqueueWarm(launch: QueuedWarmLaunch): Promise<void>;
 }
 
 export const INLINE: LaunchQueue = {
   enqueues: false,
   enqueue: () => Promise.reject(new Error("inline launches are not enqueued")),
+  enqueueWarm: () => Promise.reject(new Error("inline launches are not enqueued")),
 };
 
 /** The task id of a launch: the same job and attempt always make the same task, so duplicates are refused by Cloud Tasks. */

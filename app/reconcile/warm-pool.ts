@@ -51,7 +51,7 @@ export async function warmPools(ctx: ReconcileContext): Promise<StepSummary> {
         if (outOfTime(ctx)) break;
         counts.pools++;
         try {
-          const line = await keepPool(ctx, octokit, installation.org, spec, runners, counts);
+          const line = await keepPool(ctx, octokit, installation, spec, runners, counts);
           details.push(line);
         } catch (error) {
           counts.errors++;
@@ -69,7 +69,7 @@ export async function warmPools(ctx: ReconcileContext): Promise<StepSummary> {
 async function keepPool(
   ctx: ReconcileContext,
   octokit: Octokit,
-  org: string,
+  { org, id: installationId }: { org: string; id: number },
   spec: PooledSpec,
   all: KumoRunner[],
   counts: Record<"target" | "warm" | "booting" | "launched" | "retired" | "errors", number>,
@@ -107,7 +107,20 @@ async function keepPool(
     if (outOfTime(ctx)) break;
     // A place taken within the start grace is a launch under way (this pass's twin, or the last pass's).
     if (!(await ctx.deps.store.claimWarmLaunch(key, index, { org, name }, ctx.options.launchGraceMs, ctx.now))) continue;
-    const outcome = await launchWarmRunner(ctx.deps, octokit, ctx.log.child({ org, pool: name }), { key, index, org }, target);
+    const log = ctx.log.child({ org, pool: name });
+    if (ctx.deps.queue.enqueues) {
+      // The launch queue's rate is the one JIT budget: warm launches wait their turn like any other.
+      try {
+        await ctx.deps.queue.enqueueWarm({ warm: { key, index, org, installationId, claimedAt: ctx.now.getTime(), target } });
+        launched++;
+      } catch (error) {
+        counts.errors++;
+        await ctx.deps.store.dropWarmLaunch(key, index);
+        log.error({ place: index, err: (error as Error).message }, "warm launch not enqueued");
+      }
+      continue;
+    }
+    const outcome = await launchWarmRunner(ctx.deps, octokit, log, { key, index, org }, target);
     if (outcome.launched) launched++;
     else counts.errors++;
   }

@@ -298,6 +298,11 @@ export class FirestoreJobStore implements JobStore {
     return snapshot.docs.map((d) => convertTimestamps(d.data()) as WarmLaunch);
   }
 
+  async getWarmLaunch(key: string, index: number): Promise<WarmLaunch | undefined> {
+    const doc = await this.db.collection(WARM_COLLECTION).doc(`${key}-${index}`).get();
+    return doc.exists ? (convertTimestamps(doc.data()!) as WarmLaunch) : undefined;
+  }
+
   async findWarmLaunch(runnerName: string): Promise<WarmLaunch | undefined> {
     const snapshot = await this.db.collection(WARM_COLLECTION).where("runnerName", "==", runnerName).limit(1).get();
     return snapshot.empty ? undefined : (convertTimestamps(snapshot.docs[0]!.data()) as WarmLaunch);

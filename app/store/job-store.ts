@@ -225,6 +225,8 @@ export interface JobStore {
   dropWarmLaunch(key: string, index: number): Promise<void>;
   /** Warm launches, of one pool or of all. */
   listWarmLaunches(key?: string): Promise<WarmLaunch[]>;
+  /** One launch place of a pool. */
+  getWarmLaunch(key: string, index: number): Promise<WarmLaunch | undefined>;
   /** The warm launch that made this runner, if it is one. */
   findWarmLaunch(runnerName: string): Promise<WarmLaunch | undefined>;
   /** The job's explanation; `create` makes it if there is none (of concurrent creators one wins: `created`). */

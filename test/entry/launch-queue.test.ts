@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from "@jest/globals";
 import { FakeCloudTasks } from "../../bench/fakes/cloud-tasks.js";
-import { BENCH_ORG, BENCH_REPO } from "../../bench/fakes/github.js";
+import { BENCH_ORG, BENCH_REPO, RUNNER_GROUP } from "../../bench/fakes/github.js";
 import {
   benchJobPayload,
   closeFirestores,
@@ -166,5 +166,58 @@ describe("launches through a Cloud Tasks queue", () => {
     expect(runners(jobId)).toEqual({ registrations: 1, executions: 1 });
     // Reconcile made no JIT call itself: the route did.
     expect(reconcile.lines.filter((l) => l.text.includes("runner launched"))).toEqual([]);
+  });
+});
+
+describe("a warm pool with a launch queue (npm run reconcile → tasks → the service's launch route)", () => {
+  let s: StandIns;
+  let tasks: FakeCloudTasks;
+  let server: Proc;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    s = await startStandIns();
+    s.github.settingsYaml = `runners:\n  - labels: [kumo, small]\n    group: ${RUNNER_GROUP.name}\n    job: gha-runner-small\n    warm:\n      size: 2\n`;
+    tasks = await new FakeCloudTasks({ maxDispatchesPerSecond: 50, minBackoffMs: 100 }).listen();
+    const port = await freePort();
+    const route = `http://127.0.0.1:${port}/api/kumo/launch`;
+    env = processEnv(s, {
+      project: uniqueProject(),
+      port,
+      extra: { KUMO_LAUNCH_QUEUE: QUEUE, KUMO_TASKS_URL: route, KUMO_TASKS_SERVICE_ACCOUNT: ACCOUNT, KUMO_OIDC_CERTS_URL: tasks.certsUrl, CLOUD_TASKS_API_ENDPOINT: tasks.url },
+    });
+    server = startScript("start", env);
+    await server.waitForHttp(port, "/ping");
+  });
+  afterAll(async () => {
+    await stopAll();
+    await tasks?.close();
+    await s?.close();
+    await closeFirestores();
+  });
+
+  test("one pass enqueues the pool's launches, the route makes them; a second pass adds nothing", async () => {
+    const pass = async () => {
+      const reconcile = startScript("reconcile", { ...env, PORT: String(await freePort()) });
+      expect((await reconcile.waitForExit(30_000)).code).toBe(0);
+      return reconcile;
+    };
+    const first = await pass();
+    await tasks.settled(10_000);
+    const warm = s.github.liveRegistrations().filter((r) => /^kumo-0-\d+-/.test(r.name));
+    expect(warm.map((r) => r.name).sort()).toEqual([expect.stringMatching(/^kumo-0-1-/), expect.stringMatching(/^kumo-0-2-/)]);
+    expect(warm.map((r) => r.labels)).toEqual([["kumo", "small"], ["kumo", "small"]]);
+    expect(tasks.tasks.filter((t) => t.name.includes("/tasks/kumo-warm-")).map((t) => t.status)).toEqual(["succeeded", "succeeded"]);
+    // The reconcile process enqueued; the service's route registered and launched.
+    expect(first.lines.filter((l) => l.text.includes("warm runner launched"))).toEqual([]);
+    expect(server.lines.filter((l) => l.text.includes("warm runner launched"))).toHaveLength(2);
+    const summary = first.logEntries("stdout").find((e) => e.step === "warm pools");
+    expect(summary).toMatchObject({ counts: { pools: 1, target: 2, launched: 2, errors: 0 } });
+    expect(first.logEntries("stdout").some((e) => String(e.message).trim().startsWith(`${BENCH_ORG} [kumo, small] → gha-runner-small: warm 0/2`))).toBe(true);
+
+    await pass();
+    await tasks.settled(10_000);
+    expect(s.github.liveRegistrations().filter((r) => /^kumo-0-\d+-/.test(r.name))).toHaveLength(2);
+    expect(s.cloudRun.executionsOf(0)).toHaveLength(2);
   });
 });
