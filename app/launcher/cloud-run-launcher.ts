@@ -114,6 +114,8 @@ export class CloudRunLauncher implements Launcher {
         maxRetries: typeof task?.maxRetries === "number" ? task.maxRetries : undefined,
         // 0 or unset: Cloud Run's default, 1.
         taskCount: execution?.taskCount || 1,
+        // Unset: Cloud Run's default task timeout, 10 minutes.
+        timeoutSeconds: task?.timeout?.seconds ? Number(task.timeout.seconds) : 600,
       };
     } catch (error) {
       if ((error as { code?: number }).code === NOT_FOUND) return undefined;
@@ -140,4 +142,6 @@ export interface CloudRunJobInfo {
   /** undefined when not set (Cloud Run then retries a failed task 3 times). */
   maxRetries: number | undefined;
   taskCount: number;
+  /** The task timeout: a runner, and the job it runs, is stopped then. */
+  timeoutSeconds: number;
 }

@@ -323,6 +323,27 @@ export function cloudRunJobFindings(check: JobCheck): Finding[] {
   return findings;
 }
 
+/** A spec with a warm pool on a Cloud Run job. */
+interface WarmUse {
+  org: string;
+  path: string;
+  maxIdleMinutes: number;
+}
+
+/** Jobs shorter than this after a warm runner's longest idle are unlikely to be what anyone meant. */
+const MIN_JOB_MINUTES_AFTER_IDLE = 10;
+
+/** A warm runner that idled maxIdleMinutes must still fit a job inside the task timeout (runner/README.md, Warm pool). */
+export function warmTimeoutFinding(use: WarmUse, jobLabel: string, timeoutSeconds: number): Finding {
+  const timeout = Math.floor(timeoutSeconds / 60);
+  const left = timeout - use.maxIdleMinutes;
+  const text = `${use.org} ${use.path}: warm runners idle up to ${use.maxIdleMinutes} min of Cloud Run job ${jobLabel}'s ${timeout} min task timeout`;
+  if (left < MIN_JOB_MINUTES_AFTER_IDLE) {
+    return problem(`${text}: a job a warm runner takes is stopped after ${Math.max(0, left)} min`, "lower warm.maxIdleMinutes, or use a job with a longer task timeout (runner/README.md, Warm pool)");
+  }
+  return ok(`${text}: a job it takes may run ${left} min`);
+}
+
 const FIX_VM_RUNNERS =
   "deploy with KUMO_VM_RUNNERS=true (deploy/deploy.sh makes the template, the VM account and the IAM, and sets KUMO_COMPUTE_ENGINE=true), or use a cloud-run spec";
 
@@ -448,9 +469,9 @@ export async function runDoctor(world: DoctorWorld): Promise<Finding[]> {
   findings.push(...perOrg.flatMap((o) => o.findings));
 
   // Runner jobs named by any organization's settings, in order: resource (or unresolvable name) → orgs.
-  const jobs = new Map<string, { written: string; resource?: string; error?: Error; usedBy: Set<string> }>();
+  const jobs = new Map<string, { written: string; resource?: string; error?: Error; usedBy: Set<string>; warm: WarmUse[] }>();
   for (const { org, specs } of perOrg) {
-    for (const { spec } of specs) {
+    for (const { spec, path } of specs) {
       // VM specs name an instance template, not a job (the template is read at the first launch).
       if (spec.backend !== "cloud-run") continue;
       let key = spec.job;
@@ -461,8 +482,9 @@ export async function runDoctor(world: DoctorWorld): Promise<Finding[]> {
       } catch (e) {
         error = e as Error;
       }
-      const entry = jobs.get(key) ?? { written: spec.job, ...(resource ? { resource } : {}), ...(error ? { error } : {}), usedBy: new Set<string>() };
+      const entry = jobs.get(key) ?? { written: spec.job, ...(resource ? { resource } : {}), ...(error ? { error } : {}), usedBy: new Set<string>(), warm: [] };
       entry.usedBy.add(org);
+      if (spec.warm) entry.warm.push({ org, path, maxIdleMinutes: spec.warm.maxIdleMinutes });
       jobs.set(key, entry);
     }
   }
@@ -498,7 +520,11 @@ export async function runDoctor(world: DoctorWorld): Promise<Finding[]> {
     if (!entry.resource) return [unresolvedJobFinding(entry.written, usedBy, entry.error ?? new Error("unresolvable"))];
     const job = await settle(world.cloudRunJob(entry.resource));
     const granted = job && !(job instanceof Error) ? await settle(world.grantedOnJob(entry.resource, [...REQUIRED_RUN_PERMISSIONS])) : undefined;
-    return cloudRunJobFindings({ label: jobLabel(entry.resource, world.config), usedBy, job, ...(granted ? { granted } : {}) });
+    const label = jobLabel(entry.resource, world.config);
+    return [
+      ...cloudRunJobFindings({ label, usedBy, job, ...(granted ? { granted } : {}) }),
+      ...(job && !(job instanceof Error) ? entry.warm.map((use) => warmTimeoutFinding(use, label, job.timeoutSeconds)) : []),
+    ];
   });
   findings.push(...jobFindings.flat(), ...templateFindings.flat(), ...(await deliveries), ...(await ttl));
   return findings;

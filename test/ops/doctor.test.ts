@@ -304,7 +304,7 @@ describe("3. Cloud Run jobs", () => {
     expect(isRunnerImage(image)).toBe(expected);
   });
 
-  const JOB: CloudRunJobInfo = { name: "projects/p/locations/r/jobs/gha-runner-small", images: ["us-central1-docker.pkg.dev/p/kumo/gha-runner:abc"], maxRetries: 0, taskCount: 1 };
+  const JOB: CloudRunJobInfo = { name: "projects/p/locations/r/jobs/gha-runner-small", images: ["us-central1-docker.pkg.dev/p/kumo/gha-runner:abc"], maxRetries: 0, taskCount: 1, timeoutSeconds: 3600 };
   const ALL = ["run.jobs.run", "run.jobs.runWithOverrides", "run.executions.cancel", "run.executions.get"];
   const check = (fields: Partial<JobCheck>): JobCheck => ({ label: "gha-runner-small", usedBy: ["acme", "beta"], job: JOB, granted: ALL, ...fields });
   const denied = Object.assign(new Error("getJob projects/p/locations/r/jobs/gha-runner-small: PERMISSION_DENIED: Permission 'run.jobs.get' denied"), { retryable: false });
@@ -489,7 +489,7 @@ describe("runDoctor reads the world once and reports in order", () => {
       },
       cloudRunJob: async (name) => {
         calls.push(`getJob ${name}`);
-        return name.endsWith("/x") ? undefined : { name, images: ["ghcr.io/actions/actions-runner:2.338.0"], maxRetries: 0, taskCount: 1 };
+        return name.endsWith("/x") ? undefined : { name, images: ["ghcr.io/actions/actions-runner:2.338.0"], maxRetries: 0, taskCount: 1, timeoutSeconds: 3600 };
       },
       grantedOnJob: async (name, permissions) => {
         calls.push(`test ${name}`);
@@ -588,5 +588,21 @@ describe("runDoctor reads the world once and reports in order", () => {
       "✗ Instance template projects/p/global/instanceTemplates/kumo-runner-docker (used by acme, beta): this deployment does not run Compute Engine runners (KUMO_COMPUTE_ENGINE is not true) — fix: deploy with KUMO_VM_RUNNERS=true (deploy/deploy.sh makes the template, the VM account and the IAM, and sets KUMO_COMPUTE_ENGINE=true), or use a cloud-run spec",
     );
     expect(off.calls.filter((c) => c.startsWith("template"))).toEqual([]);
+  });
+
+  test("a warm pool on a Cloud Run job: its idle age must leave a job time inside the task timeout", async () => {
+    const files: Record<string, object> = {
+      acme: {
+        runners: [
+          { labels: ["s"], group: "cloudrun", job: "gha-runner-small", warm: { size: 2 } },
+          { labels: ["t"], group: "cloudrun", job: "gha-runner-small", warm: { size: 1, maxIdleMinutes: 55 } },
+        ],
+      },
+    };
+    const w = world({ installations: async () => [{ id: 1, account: "acme", accountType: "Organization", permissions: { ...APP.permissions }, events: [...APP.events], suspended: false }], settings: async ({ org: login }) => parseSettings(files[login]) });
+    expect(lines(await runDoctor(w)).filter((l) => l.includes("warm runners"))).toEqual([
+      "✔ acme runners.0: warm runners idle up to 20 min of Cloud Run job gha-runner-small's 60 min task timeout: a job it takes may run 40 min",
+      "✗ acme runners.1: warm runners idle up to 55 min of Cloud Run job gha-runner-small's 60 min task timeout: a job a warm runner takes is stopped after 5 min — fix: lower warm.maxIdleMinutes, or use a job with a longer task timeout (runner/README.md, Warm pool)",
+    ]);
   });
 });
