@@ -332,11 +332,13 @@ interface WarmUse {
 
 /** Jobs shorter than this after a warm runner's longest idle are unlikely to be what anyone meant. */
 const MIN_JOB_MINUTES_AFTER_IDLE = 10;
+/** A recycle happens at the first pass past maxIdleMinutes (one minute), then start, assignment and clean-up take about one more. */
+const RECYCLE_SLACK_MINUTES = 2;
 
 /** A warm runner that idled maxIdleMinutes must still fit a job inside the task timeout (runner/README.md, Warm pool). */
 export function warmTimeoutFinding(use: WarmUse, jobLabel: string, timeoutSeconds: number): Finding {
   const timeout = Math.floor(timeoutSeconds / 60);
-  const left = timeout - use.maxIdleMinutes;
+  const left = timeout - use.maxIdleMinutes - RECYCLE_SLACK_MINUTES;
   const text = `${use.org} ${use.path}: warm runners idle up to ${use.maxIdleMinutes} min of Cloud Run job ${jobLabel}'s ${timeout} min task timeout`;
   if (left < MIN_JOB_MINUTES_AFTER_IDLE) {
     return problem(`${text}: a job a warm runner takes is stopped after ${Math.max(0, left)} min`, "lower warm.maxIdleMinutes, or use a job with a longer task timeout (runner/README.md, Warm pool)");

@@ -102,11 +102,16 @@ async function keepPool(
       ctx.log.error({ org, runnerName, err: (error as Error).message }, "reconcile: warm runner not retired");
     }
   }
+  // A place whose runner is online, or gone (reaped by GitHub, retired), has no launch under way: free at once.
+  const listed = new Map(all.map((r) => [r.name, r]));
+  const settled = new Map(
+    launches.filter((l) => l.runnerName && (!listed.has(l.runnerName) || listed.get(l.runnerName)!.status === "online")).map((l) => [l.index, l.runnerName!]),
+  );
   let launched = 0;
   for (let index = 0; index < want && launched < plan.deficit; index++) {
     if (outOfTime(ctx)) break;
     // A place taken within the start grace is a launch under way (this pass's twin, or the last pass's).
-    if (!(await ctx.deps.store.claimWarmLaunch(key, index, { org, name }, ctx.options.launchGraceMs, ctx.now))) continue;
+    if (!(await ctx.deps.store.claimWarmLaunch(key, index, { org, name }, ctx.options.launchGraceMs, ctx.now, settled.get(index)))) continue;
     const log = ctx.log.child({ org, pool: name });
     if (ctx.deps.queue.enqueues) {
       // The launch queue's rate is the one JIT budget: warm launches wait their turn like any other.

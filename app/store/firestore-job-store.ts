@@ -273,12 +273,13 @@ export class FirestoreJobStore implements JobStore {
     }
   }
 
-  async claimWarmLaunch(key: string, index: number, holder: { org: string; name: string }, graceMs: number, now = new Date()): Promise<boolean> {
+  async claimWarmLaunch(key: string, index: number, holder: { org: string; name: string }, graceMs: number, now = new Date(), settled?: string): Promise<boolean> {
     const ref = this.db.collection(WARM_COLLECTION).doc(`${key}-${index}`);
     return this.db.runTransaction(async (tx) => {
       const seen = await tx.get(ref);
       const last = seen.data()?.launchedAt as Timestamp | undefined;
-      if (last && now.getTime() - last.toMillis() < graceMs) return false;
+      const done = settled !== undefined && seen.data()?.runnerName === settled;
+      if (last && now.getTime() - last.toMillis() < graceMs && !done) return false;
       tx.set(ref, { key, index, ...holder, launchedAt: now });
       return true;
     });

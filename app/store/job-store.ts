@@ -215,10 +215,11 @@ export interface JobStore {
   /** Notes that reconcile found the slot's holder alive. */
   touchSlot(id: string, now?: Date): Promise<void>;
   /**
-   * Takes launch place `index` of a warm pool: free, or its last launch older
-   * than `graceMs`. Of concurrent takers one wins, so passes never overfill a pool.
+   * Takes launch place `index` of a warm pool: free, its last launch older
+   * than `graceMs`, or its runner `settled` (seen online or gone: no launch is
+   * under way there). Of concurrent takers one wins, so passes never overfill a pool.
    */
-  claimWarmLaunch(key: string, index: number, holder: { org: string; name: string }, graceMs: number, now?: Date): Promise<boolean>;
+  claimWarmLaunch(key: string, index: number, holder: { org: string; name: string }, graceMs: number, now?: Date, settled?: string): Promise<boolean>;
   /** The runner a warm launch place made. */
   recordWarmLaunch(key: string, index: number, runner: LaunchedRunner): Promise<void>;
   /** Frees a place whose launch failed. */

@@ -601,8 +601,8 @@ describe("runDoctor reads the world once and reports in order", () => {
     };
     const w = world({ installations: async () => [{ id: 1, account: "acme", accountType: "Organization", permissions: { ...APP.permissions }, events: [...APP.events], suspended: false }], settings: async ({ org: login }) => parseSettings(files[login]) });
     expect(lines(await runDoctor(w)).filter((l) => l.includes("warm runners"))).toEqual([
-      "✔ acme runners.0: warm runners idle up to 20 min of Cloud Run job gha-runner-small's 60 min task timeout: a job it takes may run 40 min",
-      "✗ acme runners.1: warm runners idle up to 55 min of Cloud Run job gha-runner-small's 60 min task timeout: a job a warm runner takes is stopped after 5 min — fix: lower warm.maxIdleMinutes, or use a job with a longer task timeout (runner/README.md, Warm pool)",
+      "✔ acme runners.0: warm runners idle up to 20 min of Cloud Run job gha-runner-small's 60 min task timeout: a job it takes may run 38 min",
+      "✗ acme runners.1: warm runners idle up to 55 min of Cloud Run job gha-runner-small's 60 min task timeout: a job a warm runner takes is stopped after 3 min — fix: lower warm.maxIdleMinutes, or use a job with a longer task timeout (runner/README.md, Warm pool)",
     ]);
   });
 });

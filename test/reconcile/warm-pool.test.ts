@@ -158,4 +158,20 @@ describe("warm pools", () => {
     // It is the pool's now: one warm runner, one more launched.
     expect((await pass(h, 1)).counts).toMatchObject({ warm: 1, launched: 1 });
   });
+
+  test("GitHub reaps an idle warm runner a minute after it came online: its place is free at once and the next pass replaces it", async () => {
+    const { world, h } = setUp();
+    await pass(h);
+    const [reaped, kept] = warmNames(world);
+    world.connect(reaped!);
+    world.connect(kept!);
+    // GitHub removes the registration; the runner exits and its execution ends.
+    [...world.registrations.values()].find((r) => r.name === reaped)!.deleted = true;
+
+    const summary = await pass(h, 2);
+    expect(summary.counts).toMatchObject({ warm: 1, launched: 1, retired: 0 });
+    expect(warmNames(world)).toEqual([kept, expect.stringMatching(/^kumo-0-1-/)]);
+    // The other place's runner is online: had the pool been short by two, both places would have been free.
+    expect(warmNames(world)[1]).not.toBe(reaped);
+  });
 });
