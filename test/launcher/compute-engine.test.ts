@@ -182,6 +182,33 @@ describe("Compute Engine backend: one VM per job", () => {
     expect(ce.instances()).toEqual([]);
   });
 
+  test("the insert fails (500): no VM, the registration is undone, the job is left pending for reconcile, the delivery fails", async () => {
+    const { world, h } = setUp();
+    ce.failNext("compute insert", { status: 500, body: { error: { code: 500, message: "Internal error" } } });
+    const jobId = newJobId();
+    expect(await world.deliver(h, queued(jobId))).toBe(false);
+
+    expect(ce.instances()).toEqual([]);
+    expect([...world.registrations.values()].map((r) => r.deleted)).toEqual([true]);
+    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending", lastError: expect.stringMatching(/^insert VM kumo-\d+-1-[0-9a-f]+ in us-central1-a: INTERNAL: Internal error/) });
+  });
+
+  test("the VM is made but its record cannot be written: the launch is undone, VM deleted and registration removed", async () => {
+    const { world, h } = setUp();
+    const markLaunched = h.deps.store.markLaunched.bind(h.deps.store);
+    h.deps.store.markLaunched = async () => {
+      throw new Error("Firestore unavailable");
+    };
+    const jobId = newJobId();
+    await world.deliver(h, queued(jobId));
+    h.deps.store.markLaunched = markLaunched;
+
+    expect(ce.made).toHaveLength(1);
+    expect(ce.instances()).toEqual([]);
+    expect(ce.deletes.map((d) => d.instance)).toEqual([ce.made[0]!.name]);
+    expect([...world.registrations.values()].map((r) => r.deleted)).toEqual([true]);
+  });
+
   test("a redelivery storm on two instances sharing one store: still one VM per job", async () => {
     const world = new World(SETTINGS);
     world.install();
