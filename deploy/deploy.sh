@@ -99,34 +99,8 @@ TTL_FIELD='expireAt'
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-log() { printf '\n==> %s\n' "$*" >&2; }
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-  printf 'error: %s\n' "$*" >&2
-  exit 1
-}
-
-# run CMD...: print a command that changes something, then run it (DRY_RUN=1: only print it).
-run() {
-  printf '+ %s\n' "$(printf '%q ' "$@")" >&2
-  if [[ $DRY_RUN == 1 ]]; then return 0; fi
-  "$@"
-}
-
-# gc ARGS...: a changing gcloud command in this project, without prompts.
-gc() { run gcloud --project="$PROJECT_ID" --quiet "$@"; }
-
-# have ARGS...: a silent gcloud look-up; true when the resource exists. DRY_RUN=1: never.
-have() {
-  if [[ $DRY_RUN == 1 ]]; then return 1; fi
-  gcloud --project="$PROJECT_ID" --quiet "$@" >/dev/null 2>&1
-}
-
-# value ARGS...: a gcloud look-up's output, empty when it fails or DRY_RUN=1.
-value() {
-  if [[ $DRY_RUN == 1 ]]; then return 0; fi
-  gcloud --project="$PROJECT_ID" --quiet "$@" 2>/dev/null || true
-}
+# shellcheck source=deploy/lib.sh
+. deploy/lib.sh
 
 # retry CMD...: IAM changes right after creating a service account can fail until it has
 # propagated; try a few times before giving up.
@@ -207,10 +181,6 @@ render() {
 # job_name FILE: metadata.name of a job YAML file.
 job_name() { awk '/^metadata:/ { m = 1; next } m && /^  name:/ { print $2; exit }' "$1"; }
 
-# sha256: SHA-256 of stdin (sha256sum on Linux, shasum on macOS).
-sha256() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi
-}
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
@@ -460,7 +430,7 @@ if [[ $KUMO_VM_RUNNERS == true ]]; then
   template_hash="$({
     printf '%s\n' "${template_flags[@]}"
     cat runner/vm/startup.sh
-  } | sha256 | cut -c1-12)"
+  } | sha256 - | cut -c1-12)"
   template_description="Kumo runner VM, one per CI job (config $template_hash)"
   if have compute instance-templates describe "$VM_TEMPLATE"; then
     current="$(value compute instance-templates describe "$VM_TEMPLATE" --format='value(description)')"

@@ -35,29 +35,8 @@ KEEP_BUILDER="${KEEP_BUILDER:-0}"
 DRY_RUN="${DRY_RUN:-0}"
 INSTALL_SCRIPT=runner/vm/install.sh
 
-log() { printf '\n==> %s\n' "$*" >&2; }
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-  printf 'error: %s\n' "$*" >&2
-  exit 1
-}
-run() {
-  printf '+ %s\n' "$(printf '%q ' "$@")" >&2
-  if [[ $DRY_RUN == 1 ]]; then return 0; fi
-  "$@"
-}
-gc() { run gcloud --project="$PROJECT_ID" --quiet "$@"; }
-have() {
-  if [[ $DRY_RUN == 1 ]]; then return 1; fi
-  gcloud --project="$PROJECT_ID" --quiet "$@" >/dev/null 2>&1
-}
-value() {
-  if [[ $DRY_RUN == 1 ]]; then return 0; fi
-  gcloud --project="$PROJECT_ID" --quiet "$@" 2>/dev/null || true
-}
-sha256() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$@"; else shasum -a 256 "$@"; fi
-}
+# shellcheck source=deploy/lib.sh
+. deploy/lib.sh
 
 [[ -n $PROJECT_ID ]] || die "PROJECT_ID is required"
 [[ -f $INSTALL_SCRIPT ]] || die "$INSTALL_SCRIPT is missing"

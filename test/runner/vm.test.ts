@@ -37,7 +37,7 @@ describe("shellcheck", () => {
 
   const check = HAVE_SHELLCHECK ? test : test.skip;
   const skipped = HAVE_SHELLCHECK ? "" : " (SKIPPED: shellcheck is not installed)";
-  check.each([...VM_SCRIPTS, "deploy/deploy.sh"])(`%s passes shellcheck${skipped}`, (file) => {
+  check.each([...VM_SCRIPTS, "deploy/deploy.sh", "deploy/lib.sh"])(`%s passes shellcheck${skipped}`, (file) => {
     const result = spawnSync("shellcheck", ["--external-sources", file], { cwd: ROOT, encoding: "utf8" });
     expect(result.stdout + result.stderr).toBe("");
     expect(result.status).toBe(0);

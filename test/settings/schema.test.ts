@@ -68,6 +68,8 @@ describe("an invalid file still tells which labels it meant to serve", () => {
 });
 
 describe("settings as Kumo uses them", () => {
+  const jobOf = (spec: ReturnType<typeof matchRunnerSpec>) => (spec?.backend === "cloud-run" ? spec.job : spec);
+
   test("repository names are case-insensitive: keys are lowercased, and a job's repository matches whatever its case", () => {
     const parsed = parseSettings({
       runners: [{ labels: ["kumo"], job: "org-wide" }],
@@ -75,9 +77,9 @@ describe("settings as Kumo uses them", () => {
     });
     if (!parsed.ok) throw new Error(parsed.errors.join("; "));
     expect(Object.keys(parsed.settings.repositories).sort()).toEqual(["my-app", "other"]);
-    expect(matchRunnerSpec(parsed.settings, "my-app", ["kumo"])?.job).toBe("mine");
-    expect(matchRunnerSpec(parsed.settings, "MY-APP", ["kumo"])?.job).toBe("mine");
-    expect(matchRunnerSpec(parsed.settings, "other", ["kumo"])?.job).toBe("org-wide");
+    expect(jobOf(matchRunnerSpec(parsed.settings, "my-app", ["kumo"]))).toBe("mine");
+    expect(jobOf(matchRunnerSpec(parsed.settings, "MY-APP", ["kumo"]))).toBe("mine");
+    expect(jobOf(matchRunnerSpec(parsed.settings, "other", ["kumo"]))).toBe("org-wide");
   });
 
   test("labels and group names are trimmed; the group defaults to Default", () => {
