@@ -14,8 +14,8 @@ describe("environment", () => {
     );
   });
 
-  test("CLOUD_RUN_API_ENDPOINT switches the client to REST on that port without credentials", () => {
-    expect(cloudRunClientOptions(undefined)).toEqual({});
+  test("Google's clients speak REST; CLOUD_RUN_API_ENDPOINT sends it to that port without credentials", () => {
+    expect(cloudRunClientOptions(undefined)).toEqual({ fallback: true });
     expect(cloudRunClientOptions("http://127.0.0.1:9911")).toMatchObject({ fallback: true, apiEndpoint: "127.0.0.1", port: 9911, protocol: "http" });
   });
 
