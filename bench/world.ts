@@ -110,6 +110,8 @@ export class World {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: process.env.HOME ?? "/tmp",
       NODE_ENV: "production",
+      // Cloud Logging's JSON lines, as on Cloud Run (K_SERVICE set there): not the terminal's pino-pretty.
+      LOG_FORMAT: "json",
       LOG_LEVEL: "warn",
       APP_ID: "123",
       PRIVATE_KEY: this.privateKey,
