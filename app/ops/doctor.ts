@@ -323,6 +323,30 @@ export function cloudRunJobFindings(check: JobCheck): Finding[] {
   return findings;
 }
 
+/** A job or template as settings name it, resolved once for all the orgs that use it. */
+interface NamedResource {
+  written: string;
+  resource?: string;
+  error?: Error;
+  usedBy: Set<string>;
+  /** Warm pools on it (Cloud Run jobs: their idle age is checked against the task timeout). */
+  warm: WarmUse[];
+}
+
+function named(all: Map<string, NamedResource>, written: string, resolve: () => string): NamedResource {
+  let key = written;
+  let resource: string | undefined;
+  let error: Error | undefined;
+  try {
+    resource = key = resolve();
+  } catch (e) {
+    error = e as Error;
+  }
+  let entry = all.get(key);
+  if (!entry) all.set(key, (entry = { written, ...(resource ? { resource } : {}), ...(error ? { error } : {}), usedBy: new Set<string>(), warm: [] }));
+  return entry;
+}
+
 /** A spec with a warm pool on a Cloud Run job. */
 interface WarmUse {
   org: string;
@@ -470,43 +494,17 @@ export async function runDoctor(world: DoctorWorld): Promise<Finding[]> {
   });
   findings.push(...perOrg.flatMap((o) => o.findings));
 
-  // Runner jobs named by any organization's settings, in order: resource (or unresolvable name) → orgs.
-  const jobs = new Map<string, { written: string; resource?: string; error?: Error; usedBy: Set<string>; warm: WarmUse[] }>();
+  // Runner jobs and instance templates named by any organization's settings: resource (or unresolvable name) → orgs.
+  const jobs = new Map<string, NamedResource>();
+  const templates = new Map<string, NamedResource>();
   for (const { org, specs } of perOrg) {
     for (const { spec, path } of specs) {
-      // VM specs name an instance template, not a job (the template is read at the first launch).
-      if (spec.backend !== "cloud-run") continue;
-      let key = spec.job;
-      let resource: string | undefined;
-      let error: Error | undefined;
-      try {
-        resource = key = jobResourceName(spec.job, world.config);
-      } catch (e) {
-        error = e as Error;
-      }
-      const entry = jobs.get(key) ?? { written: spec.job, ...(resource ? { resource } : {}), ...(error ? { error } : {}), usedBy: new Set<string>(), warm: [] };
+      const entry =
+        spec.backend === "cloud-run"
+          ? named(jobs, spec.job, () => jobResourceName(spec.job, world.config))
+          : named(templates, spec.instanceTemplate, () => templateResourceName(spec.instanceTemplate, world.config));
       entry.usedBy.add(org);
-      if (spec.warm) entry.warm.push({ org, path, maxIdleMinutes: spec.warm.maxIdleMinutes });
-      jobs.set(key, entry);
-    }
-  }
-
-  // Instance templates of compute-engine specs, the same way.
-  const templates = new Map<string, { written: string; resource?: string; error?: Error; usedBy: Set<string> }>();
-  for (const { org, specs } of perOrg) {
-    for (const { spec } of specs) {
-      if (spec.backend !== "compute-engine") continue;
-      let key = spec.instanceTemplate;
-      let resource: string | undefined;
-      let error: Error | undefined;
-      try {
-        resource = key = templateResourceName(spec.instanceTemplate, world.config);
-      } catch (e) {
-        error = e as Error;
-      }
-      const entry = templates.get(key) ?? { written: spec.instanceTemplate, ...(resource ? { resource } : {}), ...(error ? { error } : {}), usedBy: new Set<string>() };
-      entry.usedBy.add(org);
-      templates.set(key, entry);
+      if (spec.warm && spec.backend === "cloud-run") entry.warm.push({ org, path, maxIdleMinutes: spec.warm.maxIdleMinutes });
     }
   }
   const templateFindings = await mapLimit([...templates.values()], 4, async (entry): Promise<Finding[]> => {
