@@ -1,7 +1,7 @@
 import { describe, expect, test } from "@jest/globals";
 import { readConfig } from "../app/config.js";
 import { jobResourceName } from "../app/launcher/launcher.js";
-import { cloudRunClientOptions } from "../app/launcher/cloud-run-launcher.js";
+import { googleClientOptions } from "../app/launcher/google-client-options.js";
 
 describe("environment", () => {
   test("defaults", () => {
@@ -15,8 +15,8 @@ describe("environment", () => {
   });
 
   test("Google's clients speak REST; CLOUD_RUN_API_ENDPOINT sends it to that port without credentials", () => {
-    expect(cloudRunClientOptions(undefined)).toEqual({ fallback: true });
-    expect(cloudRunClientOptions("http://127.0.0.1:9911")).toMatchObject({ fallback: true, apiEndpoint: "127.0.0.1", port: 9911, protocol: "http" });
+    expect(googleClientOptions(undefined)).toEqual({ fallback: true });
+    expect(googleClientOptions("http://127.0.0.1:9911")).toMatchObject({ fallback: true, apiEndpoint: "127.0.0.1", port: 9911, protocol: "http" });
   });
 
   test("short job names need a project and region", () => {

@@ -2,7 +2,7 @@ import type { CloudTasksClient } from "@google-cloud/tasks";
 import { OAuth2Client } from "google-auth-library";
 import type { KumoConfig } from "../config.js";
 import { errorLine, fromGoogleError } from "../errors.js";
-import { cloudRunClientOptions } from "../launcher/cloud-run-launcher.js";
+import { googleClientOptions } from "../launcher/google-client-options.js";
 import { taskId, type LaunchQueue, type QueuedLaunch, type QueuedWarmLaunch } from "./queue.js";
 
 const ALREADY_EXISTS = 6;
@@ -32,7 +32,7 @@ export class CloudTasksQueue implements LaunchQueue {
 
   private async create(id: string, body: QueuedLaunch | QueuedWarmLaunch, what: string): Promise<void> {
     // Loaded on first use: a deployment without a queue never pays for the client.
-    this.client ??= import("@google-cloud/tasks").then(({ CloudTasksClient }) => new CloudTasksClient(cloudRunClientOptions(this.config.apiEndpoint)));
+    this.client ??= import("@google-cloud/tasks").then(({ CloudTasksClient }) => new CloudTasksClient(googleClientOptions(this.config.apiEndpoint)));
     const client = await this.client;
     try {
       await client.createTask({

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { InstancesClient, InstanceTemplatesClient, RegionInstanceTemplatesClient, ZoneOperationsClient, protos } from "@google-cloud/compute";
 import { LaunchError, errorLine, fromGoogleError } from "../errors.js";
-import { cloudRunClientOptions } from "./cloud-run-launcher.js";
+import { googleClientOptions } from "./google-client-options.js";
 import { DEFAULT_MAX_RUN_MINUTES, INSTANCE_NAME, type ExecutionStatus, type LaunchTarget, type Launcher, type RunnerMachine } from "./launcher.js";
 
 /** The one job-specific metadata item of a runner VM (runner/vm/startup.sh reads it). */
@@ -74,7 +74,7 @@ export class ComputeEngineLauncher implements Launcher {
   // Loaded on first use: deployments without VM specs never pay for the client's protos.
   private clients(): Promise<Clients> {
     return (this.clientsMade ??= import("@google-cloud/compute").then((compute) => {
-      const options = cloudRunClientOptions(this.options.endpoint);
+      const options = googleClientOptions(this.options.endpoint);
       return {
         instances: new compute.InstancesClient(options),
         templates: new compute.InstanceTemplatesClient(options),

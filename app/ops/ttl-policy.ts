@@ -1,6 +1,6 @@
 // The default import: `v1` is a lazy getter of the CommonJS module, which Node's ESM named exports do not see.
 import firestore from "@google-cloud/firestore";
-import { cloudRunClientOptions } from "../launcher/cloud-run-launcher.js";
+import { googleClientOptions } from "../launcher/google-client-options.js";
 
 type AdminClient = InstanceType<typeof firestore.v1.FirestoreAdminClient>;
 
@@ -17,7 +17,7 @@ export class TtlPolicyReader {
   ) {}
 
   static create(options: { endpoint?: string; project?: string; database?: string }): TtlPolicyReader {
-    const client = new firestore.v1.FirestoreAdminClient(cloudRunClientOptions(options.endpoint));
+    const client = new firestore.v1.FirestoreAdminClient(googleClientOptions(options.endpoint));
     return new TtlPolicyReader(client, options.project, options.database ?? "(default)");
   }
 

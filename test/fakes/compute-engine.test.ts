@@ -20,7 +20,7 @@ let operations: ZoneOperationsClient;
 let templates: InstanceTemplatesClient;
 let regionTemplates: RegionInstanceTemplatesClient;
 
-/** The app's way (cloudRunClientOptions): REST to the stand-in without credentials. */
+/** The app's way (googleClientOptions): REST to the stand-in without credentials. */
 function options(port: number): Options {
   return { fallback: true, apiEndpoint: "127.0.0.1", port, protocol: "http", authClient: new PassThroughClient() } as Options;
 }
