@@ -50,6 +50,7 @@ try {
     cancel: (e) => real.cancel(e),
     describe: (e) => real.describe(e),
     finished: (e) => real.finished(e),
+    outlivesRunner: (t) => real.outlivesRunner(t),
     failureVisibleAfterMs: (e) => real.failureVisibleAfterMs(e),
     machines: () => real.machines(),
     launch: async (target, jit, runner) => {

@@ -53,7 +53,10 @@ export function workflowJobProgress(deps: KumoDeps) {
         ...(record.execution ? { execution: record.execution } : {}),
       }, "job cancelled before any runner took it");
     }
-    if (context.payload.action === "completed" && job.runner_name) await releaseMachine(deps, log, record, job.runner_name);
+    // Runners with the job's labels come from its spec: only a spec whose machines outlive them needs a look.
+    if (context.payload.action === "completed" && job.runner_name && record.target && deps.launcher.outlivesRunner(record.target)) {
+      await releaseMachine(deps, log, record, job.runner_name);
+    }
     // Its runner has ended (or was just retired): a waiting job of a capped spec takes its place.
     if (context.payload.action === "completed") await freeCapacity(deps, context.octokit, context.log, record);
   };

@@ -33,6 +33,10 @@ export class Backends implements Launcher {
     return this.of(execution).finished(execution);
   }
 
+  outlivesRunner(target: LaunchTarget): boolean {
+    return (target.backend === "compute-engine" ? this.computeEngine : this.cloudRun).outlivesRunner(target);
+  }
+
   failureVisibleAfterMs(execution: string): number | undefined {
     return this.of(execution).failureVisibleAfterMs(execution);
   }

@@ -68,6 +68,10 @@ export class CloudRunLauncher implements Launcher {
     // The execution ends with its runner: nothing outlives the job.
   }
 
+  outlivesRunner(): boolean {
+    return false;
+  }
+
   failureVisibleAfterMs(): undefined {
     return undefined;
   }

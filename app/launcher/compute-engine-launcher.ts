@@ -138,6 +138,10 @@ export class ComputeEngineLauncher implements Launcher {
     await this.cancel(execution);
   }
 
+  outlivesRunner(): boolean {
+    return true; // a powered-off VM still bills its disk
+  }
+
   failureVisibleAfterMs(): number {
     return FAILURE_VISIBLE_MS;
   }

@@ -17,6 +17,8 @@ export interface Launcher {
   describe(execution: string): Promise<ExecutionStatus | undefined>;
   /** Its runner's job is done: remove what would outlive it (a VM; a Cloud Run execution ends by itself). */
   finished(execution: string): Promise<void>;
+  /** Whether this target's machines outlive their runner (so finished() has work to do). */
+  outlivesRunner(target: LaunchTarget): boolean;
   /**
    * How soon after launch a machine that will never run shows as ended or
    * missing (a VM whose zone had no stock), so reconcile may look before the
