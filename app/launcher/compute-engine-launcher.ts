@@ -12,8 +12,11 @@ export const RUNNER_LABEL = "kumo-runner";
 const NOT_FOUND = 5;
 /** The guest powered off (its runner exited) or the VM is on its way down: only deletion remains. */
 const STOPPED = ["STOPPING", "STOPPED", "SUSPENDING", "SUSPENDED", "TERMINATED"];
-/** A template changes rarely; its metadata is merged into every insert. */
-const TEMPLATE_TTL_MS = 10 * 60_000;
+/**
+ * Its metadata is merged into every insert, so a stale copy would give new VMs an old startup
+ * script: deploy.sh replaces a changed template under the same name. A minute bounds that.
+ */
+const TEMPLATE_TTL_MS = 60_000;
 /** A VM whose zone has no stock is gone within about 30 s of the insert. */
 const FAILURE_VISIBLE_MS = 60_000;
 

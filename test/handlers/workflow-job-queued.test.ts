@@ -166,9 +166,8 @@ describe("workflow_job.queued", () => {
     track(mockCloudRun().failsRunJob(503, "UNAVAILABLE", "the service is unavailable"));
     const jobId = newJobId();
 
-    await expect(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }))).rejects.toThrow(
-      /the service is unavailable/,
-    );
+    const error = await failedDelivery(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] })));
+    expect(error).toMatchObject({ name: "LaunchError", message: expect.stringMatching(new RegExp(`^job ${jobId}: .*the service is unavailable`)), retryable: true });
 
     expect(gh.deletedRunners).toEqual([1000]);
     expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending", lastError: expect.stringMatching(/runJob .*UNAVAILABLE/) });
@@ -180,7 +179,9 @@ describe("workflow_job.queued", () => {
     track(mockCloudRun().failsRunJob(403, "PERMISSION_DENIED", "caller lacks run.jobs.runWithOverrides"));
     const jobId = newJobId();
 
-    await expect(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }))).rejects.toThrow();
+    const error = await failedDelivery(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] })));
+    // Not retryable: a person must fix it.
+    expect(error).toMatchObject({ name: "LaunchError", message: expect.stringMatching(/PERMISSION_DENIED/), retryable: false });
 
     expect(await h.deps.store.get(jobId)).toMatchObject({ state: "failed", lastError: expect.stringMatching(/PERMISSION_DENIED: .*runWithOverrides/) });
   });
@@ -190,7 +191,10 @@ describe("workflow_job.queued", () => {
     track(gitHubWithSettings().failsJitConfig(422, {}, "Validation Failed: request was flagged as spam"));
     const jobId = newJobId();
 
-    await expect(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }))).rejects.toThrow(/HTTP 422/);
+    expect(await failedDelivery(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] })))).toMatchObject({
+      message: expect.stringMatching(/HTTP 422/),
+      retryable: true,
+    });
 
     expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending", lastError: expect.stringMatching(/HTTP 422: Validation Failed: request was flagged as spam/) });
   });
@@ -200,7 +204,10 @@ describe("workflow_job.queued", () => {
     track(gitHubWithSettings().failsJitConfig(422, {}, "Validation Failed: runner group is not valid"));
     const jobId = newJobId();
 
-    await expect(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] }))).rejects.toThrow(/HTTP 422/);
+    expect(await failedDelivery(h.deliver("workflow_job", workflowJobPayload("queued", { id: jobId, labels: ["kumo", "small"] })))).toMatchObject({
+      message: expect.stringMatching(/HTTP 422/),
+      retryable: false,
+    });
 
     expect(await h.deps.store.get(jobId)).toMatchObject({ state: "failed", lastError: expect.stringMatching(/HTTP 422: Validation Failed: runner group/) });
   });
@@ -315,6 +322,17 @@ describe("workflow_job.queued", () => {
     expect(h.logs.find(/kumo.yml changed/)).toBeUndefined();
   });
 });
+
+/** The one error a failed delivery's handler threw (Probot reports them together). */
+async function failedDelivery(delivery: Promise<void>): Promise<unknown> {
+  const error = await delivery.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(AggregateError);
+  expect((error as AggregateError).errors).toHaveLength(1);
+  return (error as AggregateError).errors[0];
+}
 
 function pushPayload(repo: string, files: string[], ref = "refs/heads/main") {
   return {
