@@ -20,8 +20,11 @@ const TEMPLATE_TTL_MS = 60_000;
 /** A VM whose zone has no stock is gone within about 30 s of the insert. */
 const FAILURE_VISIBLE_MS = 60_000;
 
-/** The errors that belong to one zone (or its region's quota): the next zone may have room. */
-const ZONE_TROUBLE = /ZONE_RESOURCE_POOL_EXHAUSTED|RESOURCE_EXHAUSTED|QUOTA_EXCEEDED|Quota '[^']+' exceeded|does not have enough resources|UNAVAILABLE|currently unavailable/i;
+/**
+ * The errors that belong to one zone (or its region's quota): the next zone may have room. Not a
+ * plain 503 or 429: the insert may have been made, and another zone would then make a second VM.
+ */
+const ZONE_TROUBLE = /ZONE_RESOURCE_POOL_EXHAUSTED|QUOTA_EXCEEDED|Quota '[^']+' exceeded|does not have enough resources/i;
 
 type Item = { key?: string | null; value?: string | null };
 interface TemplateParts {
@@ -114,10 +117,7 @@ export class ComputeEngineLauncher implements Launcher {
         await instances.insert({ project, zone, requestId: requestIdOf(runner.name, zone), sourceInstanceTemplate: target.job, instanceResource });
         return { execution: `projects/${project}/zones/${zone}/instances/${runner.name}` };
       } catch (error) {
-        const line = errorLine(error);
-        if (!ZONE_TROUBLE.test(line) && !ZONE_TROUBLE.test(String((error as { status?: unknown }).status ?? ""))) {
-          throw fromGoogleError(`insert VM ${runner.name} in ${zone}`, error);
-        }
+        if (!ZONE_TROUBLE.test(errorLine(error))) throw fromGoogleError(`insert VM ${runner.name} in ${zone}`, error);
         refused.push(`${zone}: ${errorLine(error, 160)}`);
       }
     }

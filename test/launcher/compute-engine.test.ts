@@ -193,6 +193,15 @@ describe("Compute Engine backend: one VM per job", () => {
     expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending", lastError: expect.stringMatching(/^insert VM kumo-\d+-1-[0-9a-f]+ in us-central1-a: INTERNAL: Internal error/) });
   });
 
+  test("a plain 503 at insert is not moved to another zone (the insert may have been made): the launch is retried later, one VM at most", async () => {
+    const { world, h } = setUp();
+    ce.failNext("compute insert", { status: 503, body: { error: { code: 503, message: "The service is currently unavailable." } } });
+    const jobId = newJobId();
+    expect(await world.deliver(h, queued(jobId))).toBe(false);
+    expect(ce.inserts.map((i) => i.zone)).toEqual(["us-central1-a"]);
+    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending" });
+  });
+
   test("the VM is made but its record cannot be written: the launch is undone, VM deleted and registration removed", async () => {
     const { world, h } = setUp();
     const markLaunched = h.deps.store.markLaunched.bind(h.deps.store);
