@@ -153,9 +153,6 @@ export function run(input: RunInput): RunResult {
   const out: RunResult = { waits: [], warmHits: 0, idleS: 0, registrations: 0, reaped: 0, retired: 0, atTarget: [0, 0] };
   const live = new Set<Runner>();
   const waiting: Job[] = []; // jobs without a runner, FIFO
-  // Launch places of the pool (app/reconcile/warm-pool.ts): a place launches again once its last
-  // runner is online or gone, or after the start grace.
-  const places: Array<{ at: number; runner: Runner }> = [];
   const target = (t: number) => targetAt(pool, input.start.getTime() + t * 1000);
   const leaveIdle = (r: Runner) => (out.idleS += now - r.onlineAt);
   const remove = (r: Runner) => {
@@ -226,12 +223,8 @@ export function run(input: RunInput): RunResult {
     const starting = [...live].filter(young);
     const booting = starting.filter((r) => (a.counting === "booting" ? !(r.job && !r.job.assigned) : !r.job)).length;
     let deficit = want - idle.length - booting;
-    for (let index = 0; index < want && deficit > 0; index++) {
-      const last = places[index];
-      if (last && now - last.at < a.startGraceS && last.runner.state === "starting") continue;
-      places[index] = { at: now, runner: launch(undefined) };
-      deficit--;
-    }
+    // The app counts its own launches under way (the pool's document) as booting: the deficit is all it adds.
+    for (; deficit > 0; deficit--) launch(undefined);
     if (now + a.reconcileS <= input.endS) at(now + a.reconcileS, reconcile);
   };
 
@@ -373,7 +366,7 @@ export function render(rows: Row[], o: ModelOptions): string {
     `  each job runs ${a.jobMinutes} min; one spec, labels always match; FIFO jobs, longest-idle runner first.`,
     `- reconcile every ${a.reconcileS} s: retire idle runners whose execution is ≥ ${a.maxIdleMinutes} min old (maxIdleMinutes) or beyond the target,`,
     `  then launch target − idle online − ${a.counting === "booting" ? "runners booting (not yet online) that no waiting job needs" : "the pool's own launches not yet online"}, younger than ${a.startGraceS} s`,
-    `  (start grace), through the pool's places (free again once their runner is online or gone), as app/warm-pool/plan.ts and`,
+    `  (start grace), as app/warm-pool/plan.ts and`,
     `  app/reconcile/warm-pool.ts do; GitHub lists a runner that just took a job as idle for ${a.busyLagS} s (its DELETE then fails).`,
     `- pool on weekdays 09:00–17:00 Asia/Tokyo (warmTarget of app/warm-pool/schedule.ts); jobs only inside it; ${o.days} simulated days of 8 h per row.`,
     "- churn = runners gone without a job (retired by reconcile, or reaped by GitHub); pool at target = share of 10 s samples in the window",

@@ -17,9 +17,9 @@ export function runnerName(prefix: string, jobId: number, attempt: number): stri
   return `${prefix}-${jobId}-${attempt}-${randomBytes(3).toString("hex")}`;
 }
 
-/** Warm runners are made for no job: job id 0, and their launch place where the attempt goes. */
-export function warmRunnerName(prefix: string, index: number): string {
-  return runnerName(prefix, WARM_JOB_ID, index + 1);
+/** Warm runners are made for no job: job id 0, and their pool's launch turn where the attempt goes. */
+export function warmRunnerName(prefix: string, turn: number): string {
+  return runnerName(prefix, WARM_JOB_ID, turn);
 }
 export const WARM_JOB_ID = 0;
 

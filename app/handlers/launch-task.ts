@@ -16,10 +16,10 @@ const WarmTask = z
     warm: z
       .object({
         key: z.string().regex(/^[0-9a-f]{24}$/),
-        index: z.number().int().min(0),
+        id: z.string().regex(/^[0-9a-f]{8}$/),
+        turn: z.number().int().positive(),
         org: z.string().min(1),
         installationId: z.number().int().positive(),
-        claimedAt: z.number().int().positive(),
         target: z.object({
           labels: z.array(z.string()).min(1),
           group: z.string(),
@@ -109,24 +109,25 @@ export function launchTaskRoute(deps: KumoDeps, probot: Pick<Probot, "auth">, lo
   };
 }
 
-/** A warm pool's launch task: made only if its place still holds this claim (a later pass may have taken it since). */
+/** A warm pool's launch task: made once, and only while the pool still counts it (a later pass may have dropped it). */
 async function warmLaunch(
   deps: KumoDeps,
   probot: Pick<Probot, "auth">,
   log: Logger,
   task: z.infer<typeof WarmTask>["warm"],
 ): Promise<[number, Record<string, unknown>]> {
-  const place = await deps.store.getWarmLaunch(task.key, task.index);
-  if (!place || place.launchedAt.getTime() !== task.claimedAt || place.runnerName) return [200, { skipped: "warm launch place taken since" }];
+  // Taken in a transaction: a task delivered twice launches once.
+  if (!(await deps.store.takeWarmLaunch(task.key, task.id))) return [200, { skipped: "warm launch taken or dropped" }];
   let octokit: Octokit;
   try {
     octokit = (await probot.auth(task.installationId)) as Octokit;
   } catch (error) {
-    // The place stays claimed until its grace ends; the queue's retry comes sooner.
-    return [503, { pending: `installation token: ${errorLine(error, 200)}` }];
+    // Dropped: the next reconcile pass decides again.
+    await deps.store.dropWarmLaunch(task.key, task.id);
+    return [200, { failed: `installation token: ${errorLine(error, 200)}` }];
   }
-  const outcome = await launchWarmRunner(deps, octokit, log.child({ org: task.org }), { key: task.key, index: task.index, org: task.org }, task.target);
-  // A failed warm launch frees its place; the next reconcile pass tops the pool up, so no queue retry.
+  const outcome = await launchWarmRunner(deps, octokit, log.child({ org: task.org }), { key: task.key, id: task.id, turn: task.turn, org: task.org }, task.target);
+  // A failed warm launch is forgotten; the next reconcile pass tops the pool up, so no queue retry.
   return outcome.launched ? [200, { launched: outcome.runnerName }] : [200, { failed: outcome.reason }];
 }
 

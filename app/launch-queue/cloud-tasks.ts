@@ -26,8 +26,8 @@ export class CloudTasksQueue implements LaunchQueue {
   }
 
   async enqueueWarm(launch: QueuedWarmLaunch): Promise<void> {
-    const { key, index, claimedAt } = launch.warm;
-    await this.create(`${this.prefix}-warm-${key}-${index}-${claimedAt}`, launch, `enqueue warm launch ${index} of ${key}`);
+    const { key, id } = launch.warm;
+    await this.create(`${this.prefix}-warm-${key}-${id}`, launch, `enqueue warm launch ${id} of ${key}`);
   }
 
   private async create(id: string, body: QueuedLaunch | QueuedWarmLaunch, what: string): Promise<void> {

@@ -4,15 +4,14 @@ export interface QueuedLaunch {
   attempt: number;
 }
 
-/** A warm pool's launch: the place taken (and when: an older task finds a newer claim and does nothing) and where to launch. */
+/** A warm pool's launch: the pool, the launch it decided (once taken, a repeat does nothing) and where to launch. */
 export interface QueuedWarmLaunch {
   warm: {
     key: string;
-    index: number;
+    id: string;
+    turn: number;
     org: string;
     installationId: number;
-    /** The place's claim time, ms since the epoch. */
-    claimedAt: number;
     target: { labels: string[]; group: string; groupId: number; job: string; backend?: "compute-engine"; zones?: string[]; maxRunMinutes?: number };
   };
 }

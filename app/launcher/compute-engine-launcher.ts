@@ -4,12 +4,16 @@ import { LaunchError, errorLine, fromGoogleError } from "../errors.js";
 import { googleClientOptions } from "./google-client-options.js";
 import { DEFAULT_MAX_RUN_MINUTES, INSTANCE_NAME, type ExecutionStatus, type LaunchTarget, type Launcher, type RunnerMachine } from "./launcher.js";
 
+const PENDING = Symbol("insert under way");
+
 /** The one job-specific metadata item of a runner VM (runner/vm/startup.sh reads it). */
 export const JIT_CONFIG_METADATA_KEY = "kumo-jit-config";
 /** Marks a VM as Kumo's (value: the runner prefix): the reaper lists by it, IAM and billing can filter by it. */
 export const RUNNER_LABEL = "kumo-runner";
 
 const NOT_FOUND = 5;
+/** UNAVAILABLE, DEADLINE_EXCEEDED: the request may have been made; only the answer is known lost. */
+const LOST_ANSWER = new Set([14, 4]);
 /** The guest powered off (its runner exited) or the VM is on its way down: only deletion remains. */
 const STOPPED = ["STOPPING", "STOPPED", "SUSPENDING", "SUSPENDED", "TERMINATED"];
 /**
@@ -105,18 +109,25 @@ export class ComputeEngineLauncher implements Launcher {
       // Given at insert, labels, metadata and scheduling replace the template's: merge them.
       labels: { ...template.labels, [RUNNER_LABEL]: this.options.runnerPrefix },
       metadata: { items: [...template.items.filter((i) => i.key !== JIT_CONFIG_METADATA_KEY), { key: JIT_CONFIG_METADATA_KEY, value: encodedJitConfig }] },
+      // The safety net: the spec's limit, else the template's own, else GitHub's default job timeout; always DELETE.
       scheduling: {
         ...template.scheduling,
-        maxRunDuration: { seconds: (target.maxRunMinutes ?? DEFAULT_MAX_RUN_MINUTES) * 60 },
+        maxRunDuration: target.maxRunMinutes
+          ? { seconds: target.maxRunMinutes * 60 }
+          : (template.scheduling.maxRunDuration ?? { seconds: DEFAULT_MAX_RUN_MINUTES * 60 }),
         instanceTerminationAction: "DELETE",
       },
     };
     const refused: string[] = [];
     for (const zone of zonesFor(zones, runner.attempt)) {
+      const insert = () => instances.insert({ project, zone, requestId: requestIdOf(runner.name, zone), sourceInstanceTemplate: target.job, instanceResource });
       try {
-        await instances.insert({ project, zone, requestId: requestIdOf(runner.name, zone), sourceInstanceTemplate: target.job, instanceResource });
+        // An answer lost on the way (503, timeout) is asked again with the same requestId: one VM at most.
+        await insert().catch((error: unknown) => (LOST_ANSWER.has((error as { code?: number }).code ?? 0) ? insert() : Promise.reject(error)));
         return { execution: `projects/${project}/zones/${zone}/instances/${runner.name}` };
       } catch (error) {
+        // The template is missing while deploy.sh replaces it: a wait, not a failure.
+        if (isNotFound(error)) throw new LaunchError(`insert VM ${runner.name}: instance template ${target.job} not found (being replaced?)`, true, undefined, { cause: error });
         if (!ZONE_TROUBLE.test(errorLine(error))) throw fromGoogleError(`insert VM ${runner.name} in ${zone}`, error);
         refused.push(`${zone}: ${errorLine(error, 160)}`);
       }
@@ -161,8 +172,9 @@ export class ComputeEngineLauncher implements Launcher {
     } catch (error) {
       if (!isNotFound(error)) throw fromGoogleError(`get VM ${execution}`, error);
     }
-    // No VM: its insert failed after answering (a stock-out), or it was deleted. Say why when the operation does.
+    // No VM: its insert is still under way (a busy zone), failed after answering (a stock-out), or it was deleted.
     const reason = await this.insertFailure(vm);
+    if (reason === PENDING) return { running: true, done: false, failed: false };
     return reason ? { running: false, done: true, failed: true, reason } : undefined;
   }
 
@@ -236,7 +248,8 @@ export class ComputeEngineLauncher implements Launcher {
       found = await this.readTemplate(name);
     } catch (error) {
       if (error instanceof LaunchError) throw error;
-      if (isNotFound(error)) throw new LaunchError(`instance template ${name} does not exist`, false, undefined, { cause: error });
+      // Retried: deploy.sh replaces a changed template under the same name (a typo fails after the attempts, and doctor says so).
+      if (isNotFound(error)) throw new LaunchError(`instance template ${name} does not exist`, true, undefined, { cause: error });
       throw fromGoogleError(`get instance template ${name}`, error);
     }
     const properties = found.properties ?? {};
@@ -250,8 +263,8 @@ export class ComputeEngineLauncher implements Launcher {
     return parts;
   }
 
-  /** The error of the VM's insert operation, if Compute Engine still lists it. */
-  private async insertFailure(vm: { project: string; zone: string; instance: string }): Promise<string | undefined> {
+  /** The error of the VM's insert operation, if Compute Engine still lists it; PENDING while it runs. */
+  private async insertFailure(vm: { project: string; zone: string; instance: string }): Promise<string | typeof PENDING | undefined> {
     const { operations } = await this.clients();
     try {
       const [ops] = await operations.list({
@@ -261,6 +274,7 @@ export class ComputeEngineLauncher implements Launcher {
         filter: `(operationType = "insert") AND (targetLink = "https://www.googleapis.com/compute/v1/projects/${vm.project}/zones/${vm.zone}/instances/${vm.instance}")`,
         maxResults: 5,
       });
+      if (ops.some((op) => op.status !== "DONE")) return PENDING;
       const failed = ops.find((op) => op.error?.errors?.length);
       const e = failed?.error?.errors?.[0];
       return e ? `${e.code ?? "error"} in ${vm.zone}: ${errorLine(e.message ?? "", 200)}` : undefined;

@@ -49,7 +49,7 @@ export interface LaunchTarget {
   backend?: "compute-engine";
   /** compute-engine: zones tried in order. */
   zones?: string[];
-  /** compute-engine: Compute Engine deletes the VM after this whatever happens. */
+  /** compute-engine: Compute Engine deletes the VM after this whatever happens; absent: the template's limit. */
   maxRunMinutes?: number;
 }
 
@@ -65,7 +65,7 @@ export interface ExecutionStatus {
 /** The variable the official runner image reads its JIT config from. */
 export const JIT_CONFIG_ENV = "ACTIONS_RUNNER_INPUT_JITCONFIG";
 
-/** GitHub's default job timeout: a VM outliving it serves no job. */
+/** GitHub's default job timeout: a VM outliving it serves no job (when neither spec nor template says). */
 export const DEFAULT_MAX_RUN_MINUTES = 360;
 
 /** A settings `job` to a full resource name: short names live in the configured project and region. */
@@ -93,7 +93,7 @@ export function launchTarget(spec: RunnerSpec, defaults: { project?: string; reg
       job: templateResourceName(spec.instanceTemplate, defaults),
       backend: "compute-engine",
       zones: spec.zones,
-      maxRunMinutes: spec.maxRunMinutes ?? DEFAULT_MAX_RUN_MINUTES,
+      ...(spec.maxRunMinutes ? { maxRunMinutes: spec.maxRunMinutes } : {}),
     };
   }
   return { job: jobResourceName(spec.job, defaults) };

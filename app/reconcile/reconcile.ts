@@ -9,9 +9,10 @@ import { warmPools } from "./warm-pool.js";
 
 // Capacity first: what it frees is used by the waiting jobs at once.
 // Machines after stale runners: a runner retired there has its machine removed already.
-// Warm pools after stale runners (which leaves their runners to them), machines after both.
-const STEPS = [capacity, unfinishedLaunches, stalledLaunches, staleRunners, warmPools, runnerMachines, lostWebhooks];
-const NAMES = ["capacity", "unfinished launches", "launches that never came up", "stale runners", "warm pools", "runner machines", "lost webhooks"];
+// Warm pools before stale runners (which leaves pooled runners to them): a long pass must not starve
+// the recycling that keeps a warm runner's job inside its task timeout. Machines after both.
+const STEPS = [capacity, unfinishedLaunches, stalledLaunches, warmPools, staleRunners, runnerMachines, lostWebhooks];
+const NAMES = ["capacity", "unfinished launches", "launches that never came up", "warm pools", "stale runners", "runner machines", "lost webhooks"];
 
 /**
  * One reconcile pass: repairs whatever the webhooks missed. Idempotent and

@@ -6,7 +6,7 @@ import { retireRunner } from "../launch/retire-runner.js";
 import { launchTarget } from "../launcher/launcher.js";
 import type { RunnerSpec } from "../settings/schema.js";
 import type { RunnerTarget, WarmLaunch } from "../store/job-store.js";
-import { planPool, type PoolRunner } from "../warm-pool/plan.js";
+import { planPool, type PoolPlan, type PoolRunner } from "../warm-pool/plan.js";
 import { warmTarget, type WarmPool } from "../warm-pool/schedule.js";
 import { outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
 
@@ -25,6 +25,11 @@ export async function pooledSpecs(ctx: ReconcileContext, installation: { id: num
 /** A JIT runner has exactly its spec's labels: the label set says which pool a runner is in. */
 export function labelKey(labels: readonly string[]): string {
   return [...new Set(labels.map((l) => l.toLowerCase()))].sort().join("\n");
+}
+
+/** The pool's document id: one pool per org, runner job (or template) and label set. */
+export function warmPoolKey(org: string, job: string, labels: readonly string[]): string {
+  return createHash("sha256").update(["warm", org, job, labelKey(labels)].join("\n")).digest("hex").slice(0, 24);
 }
 
 const readable = (org: string, target: RunnerTarget) => `${org} [${target.labels.join(", ")}] → ${target.job.split("/").pop()}`;
@@ -66,6 +71,9 @@ export async function warmPools(ctx: ReconcileContext): Promise<StepSummary> {
   return { step: "warm pools", counts, ...(details.length ? { details } : {}) };
 }
 
+/** A runner just registered may not be listed yet: a launch whose runner is not listed is gone only after this. */
+const LIST_SETTLE_MS = 30_000;
+
 async function keepPool(
   ctx: ReconcileContext,
   octokit: Octokit,
@@ -77,77 +85,113 @@ async function keepPool(
   const groupId = await ctx.deps.groups.resolveInOrg(octokit, org, spec.group);
   if (groupId === undefined) throw new Error(`runner group "${spec.group}" does not exist`);
   const target: RunnerTarget = { labels: spec.labels, group: spec.group, groupId, ...launchTarget(spec, ctx.deps.config) };
-  const key = createHash("sha256").update(["warm", org, target.job, labelKey(spec.labels)].join("\n")).digest("hex").slice(0, 24);
+  const key = warmPoolKey(org, target.job, spec.labels);
   const name = readable(org, target);
   const want = warmTarget(spec.warm, ctx.now);
-  const launches = await ctx.deps.store.listWarmLaunches(key);
+  const now = ctx.now.getTime();
   const mine = all.filter((r) => labelKey(r.labels) === labelKey(spec.labels));
-  const seen = await Promise.all(mine.map((r) => look(ctx, r, launches)));
+  const listed = new Map(mine.map((r) => [r.name, r]));
+  // Runners made for jobs: the store says whether a job waits for them, and their age.
+  const jobRunners = await Promise.all(mine.filter((r) => r.jobId !== WARM_JOB_ID).map((r) => lookJobRunner(ctx, r)));
+  // Warm VMs whose zone had no stock show it after a minute, long before the start grace: replaced then.
+  const failed = new Set<string>();
+  for (const launch of await ctx.deps.store.listWarmLaunches(key)) {
+    const runner = launch.runnerName ? listed.get(launch.runnerName) : undefined;
+    const after = launch.execution ? ctx.deps.launcher.failureVisibleAfterMs(launch.execution) : undefined;
+    if (!runner || runner.status === "online" || after === undefined || now - launch.at.getTime() < after) continue;
+    const machine = await ctx.deps.launcher.describe(launch.execution!);
+    if (!machine?.running) failed.add(runner.name);
+  }
 
-  const plan = planPool({
-    want,
-    runners: seen.map((s) => s.pool),
-    now: ctx.now,
-    maxIdleMs: spec.warm.maxIdleMinutes * 60_000,
-    bootGraceMs: ctx.options.launchGraceMs,
-  });
+  let plan: PoolPlan | undefined;
+  let launches: WarmLaunch[] = [];
+  const added = await ctx.deps.store.updateWarmPool(key, { org, name }, (current) => {
+    // Forget launches whose runner is gone (reaped by GitHub, retired, done) and launches that never registered one.
+    const live = current.filter((l) =>
+      l.runnerName ? listed.has(l.runnerName) || now - l.at.getTime() < LIST_SETTLE_MS : now - l.at.getTime() < ctx.options.launchGraceMs,
+    );
+    const byName = new Map(live.flatMap((l) => (l.runnerName ? [[l.runnerName, l] as const] : [])));
+    // A runner registered but not yet recorded on its launch is found by its turn (in its name).
+    const entryOf = (r: KumoRunner) => byName.get(r.name) ?? live.find((l) => !l.runnerName && l.turn === r.attempt);
+    const matched = new Set<string>();
+    const warmRunners: PoolRunner[] = mine
+      .filter((r) => r.jobId === WARM_JOB_ID)
+      .map((r) => {
+        const entry = entryOf(r);
+        if (entry) matched.add(entry.id);
+        return {
+          name: r.name,
+          online: r.status === "online" && !failed.has(r.name),
+          busy: r.busy,
+          needed: false,
+          // Not the pool's (another deployment's, or forgotten): judged old.
+          launchedAt: failed.has(r.name) ? new Date(0) : entry?.at,
+        };
+      });
+    plan = planPool({
+      want,
+      runners: [...jobRunners.map((j) => j.pool), ...warmRunners],
+      // Launches whose runner this pass's list does not show yet (another pass's, made since): booting too.
+      inflight: live.filter((l) => !matched.has(l.id) && (!l.runnerName || !listed.has(l.runnerName))).length,
+      now: ctx.now,
+      maxIdleMs: spec.warm.maxIdleMinutes * 60_000,
+      bootGraceMs: ctx.options.launchGraceMs,
+    });
+    const retiring = new Set(plan.retire.map((r) => r.name));
+    launches = live;
+    return { keep: live.filter((l) => !l.runnerName || !retiring.has(l.runnerName)), add: plan.deficit };
+  }, ctx.now);
+  const { warm, booting, retire } = plan!;
+
   let retired = 0;
-  for (const { name: runnerName, why } of plan.retire) {
-    const s = seen.find((x) => x.pool.name === runnerName)!;
+  for (const { name: runnerName, why } of retire) {
+    const runner = listed.get(runnerName)!;
     try {
-      const outcome = await retireRunner(ctx.deps, octokit, ctx.log.child({ org }), { org, runnerId: s.runner.id, runnerName, ...(s.execution ? { execution: s.execution } : {}) }, why);
+      // GitHub's busy flag lags up to a minute; the in_progress webhook is faster: never retire a runner a job has.
+      if (await ctx.deps.store.runsJob(runnerName)) continue;
+      const execution = runner.jobId === WARM_JOB_ID ? launches.find((l) => l.runnerName === runnerName)?.execution : jobRunners.find((j) => j.pool.name === runnerName)?.execution;
+      const outcome = await retireRunner(ctx.deps, octokit, ctx.log.child({ org }), { org, runnerId: runner.id, runnerName, ...(execution ? { execution } : {}) }, why);
       if (outcome !== "busy") retired++;
     } catch (error) {
       counts.errors++;
       ctx.log.error({ org, runnerName, err: (error as Error).message }, "reconcile: warm runner not retired");
     }
   }
-  // A place whose runner is online, or gone (reaped by GitHub, retired), has no launch under way: free at once.
-  const listed = new Map(all.map((r) => [r.name, r]));
-  const settled = new Map(
-    launches.filter((l) => l.runnerName && (!listed.has(l.runnerName) || listed.get(l.runnerName)!.status === "online")).map((l) => [l.index, l.runnerName!]),
-  );
+
   let launched = 0;
-  for (let index = 0; index < want && launched < plan.deficit; index++) {
-    if (outOfTime(ctx)) break;
-    // A place taken within the start grace is a launch under way (this pass's twin, or the last pass's).
-    if (!(await ctx.deps.store.claimWarmLaunch(key, index, { org, name }, ctx.options.launchGraceMs, ctx.now, settled.get(index)))) continue;
+  for (const launch of added) {
+    const place = { key, id: launch.id, turn: launch.turn, org };
     const log = ctx.log.child({ org, pool: name });
     if (ctx.deps.queue.enqueues) {
       // The launch queue's rate is the one JIT budget: warm launches wait their turn like any other.
       try {
-        await ctx.deps.queue.enqueueWarm({ warm: { key, index, org, installationId, claimedAt: ctx.now.getTime(), target } });
+        await ctx.deps.queue.enqueueWarm({ warm: { ...place, installationId, target } });
         launched++;
       } catch (error) {
         counts.errors++;
-        await ctx.deps.store.dropWarmLaunch(key, index);
-        log.error({ place: index, err: (error as Error).message }, "warm launch not enqueued");
+        await ctx.deps.store.dropWarmLaunch(key, launch.id);
+        log.error({ turn: launch.turn, err: (error as Error).message }, "warm launch not enqueued");
       }
       continue;
     }
-    const outcome = await launchWarmRunner(ctx.deps, octokit, log, { key, index, org }, target);
+    const outcome = await launchWarmRunner(ctx.deps, octokit, log, place, target);
     if (outcome.launched) launched++;
     else counts.errors++;
   }
   counts.target += want;
-  counts.warm += plan.warm.length;
-  counts.booting += plan.booting.length;
+  counts.warm += warm.length;
+  counts.booting += booting.length;
   counts.launched += launched;
   counts.retired += retired;
-  return `${name}: warm ${plan.warm.length}/${want}, booting ${plan.booting.length}, launched ${launched}, retired ${retired}`;
+  return `${name}: warm ${warm.length}/${want}, booting ${booting.length}, launched ${launched}, retired ${retired}`;
 }
 
-/** A runner of the pool's spec with what the store knows of it: whether a job waits for it, its age, its machine. */
-async function look(ctx: ReconcileContext, runner: KumoRunner, launches: WarmLaunch[]): Promise<{ runner: KumoRunner; pool: PoolRunner; execution?: string }> {
-  const base = { name: runner.name, online: runner.status === "online", busy: runner.busy };
-  if (runner.jobId === WARM_JOB_ID) {
-    // Its place, also while the launch is under way and the runner not yet recorded on it.
-    const launch = launches.find((l) => l.runnerName === runner.name) ?? launches.find((l) => l.index === runner.attempt - 1 && !l.runnerName);
-    return { runner, pool: { ...base, needed: false, launchedAt: launch?.launchedAt }, ...(launch?.execution ? { execution: launch.execution } : {}) };
-  }
+/** A runner made for a job, with what the store knows: whether its job waits for it, its age, its machine. */
+async function lookJobRunner(ctx: ReconcileContext, runner: KumoRunner): Promise<{ pool: PoolRunner; execution?: string }> {
   const record = await ctx.deps.store.get(runner.jobId);
   const own = record?.runnerName === runner.name;
   const needed = Boolean(record && ((record.state === "launched" && own) || (record.state === "claimed" && record.attempts === runner.attempt)));
   const launchedAt = own ? (record!.launchedAt ?? record!.updatedAt) : record?.state === "claimed" ? record.updatedAt : undefined;
-  return { runner, pool: { ...base, needed, launchedAt }, ...(own && record!.execution ? { execution: record!.execution } : {}) };
+  const pool: PoolRunner = { name: runner.name, online: runner.status === "online", busy: runner.busy, needed, launchedAt };
+  return { pool, ...(own && record!.execution ? { execution: record!.execution } : {}) };
 }

@@ -44,7 +44,7 @@ export const RunnerSpecSchema = z
       .min(10)
       .max(7 * 24 * 60)
       .optional()
-      .describe("compute-engine: Compute Engine deletes the VM after this many minutes whatever happens (default 360, GitHub's default job timeout)."),
+      .describe("compute-engine: Compute Engine deletes the VM after this many minutes whatever happens (default: the template's limit, else 360, GitHub's default job timeout)."),
     maxRunners: z.number().int().positive().optional().describe("Cap of live runners of this spec; more jobs wait."),
     warm: WarmPoolSchema.optional().describe("Idle runners kept connected in schedule windows, so a queued job starts at once."),
   })

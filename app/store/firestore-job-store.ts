@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { FieldValue, Firestore, Timestamp, type DocumentData, type DocumentSnapshot } from "@google-cloud/firestore";
 import {
   isLaunchable,
@@ -273,40 +274,73 @@ export class FirestoreJobStore implements JobStore {
     }
   }
 
-  async claimWarmLaunch(key: string, index: number, holder: { org: string; name: string }, graceMs: number, now = new Date(), settled?: string): Promise<boolean> {
-    const ref = this.db.collection(WARM_COLLECTION).doc(`${key}-${index}`);
+  async updateWarmPool(
+    key: string,
+    holder: { org: string; name: string },
+    decide: (launches: WarmLaunch[]) => { keep: WarmLaunch[]; add: number },
+    now = new Date(),
+  ): Promise<WarmLaunch[]> {
+    const ref = this.db.collection(WARM_COLLECTION).doc(key);
     return this.db.runTransaction(async (tx) => {
-      const seen = await tx.get(ref);
-      const last = seen.data()?.launchedAt as Timestamp | undefined;
-      const done = settled !== undefined && seen.data()?.runnerName === settled;
-      if (last && now.getTime() - last.toMillis() < graceMs && !done) return false;
-      tx.set(ref, { key, index, ...holder, launchedAt: now });
+      const data = (await tx.get(ref)).data();
+      const { keep, add } = decide(warmLaunchesOf(data));
+      const turns = Number(data?.turns ?? 0);
+      const added: WarmLaunch[] = Array.from({ length: Math.max(0, add) }, (_, i) => ({ id: randomUUID().slice(0, 8), at: now, turn: turns + i + 1 }));
+      const all = [...keep, ...added];
+      tx.set(ref, {
+        key,
+        ...holder,
+        turns: turns + added.length,
+        launches: Object.fromEntries(all.map(({ id, ...launch }) => [id, launch])),
+        // Queried by findWarmLaunch (array-contains): Firestore cannot query map values.
+        runnerNames: all.flatMap((l) => (l.runnerName ? [l.runnerName] : [])),
+      });
+      return added;
+    });
+  }
+
+  async listWarmLaunches(key: string): Promise<WarmLaunch[]> {
+    return warmLaunchesOf((await this.db.collection(WARM_COLLECTION).doc(key).get()).data());
+  }
+
+  async recordWarmLaunch(key: string, id: string, runner: LaunchedRunner): Promise<boolean> {
+    const ref = this.db.collection(WARM_COLLECTION).doc(key);
+    return this.db.runTransaction(async (tx) => {
+      const data = (await tx.get(ref)).data();
+      if (!data?.launches?.[id]) return false;
+      tx.update(ref, { [`launches.${id}`]: { ...data.launches[id], ...runner }, runnerNames: FieldValue.arrayUnion(runner.runnerName) });
       return true;
     });
   }
 
-  async recordWarmLaunch(key: string, index: number, runner: LaunchedRunner): Promise<void> {
-    await this.db.collection(WARM_COLLECTION).doc(`${key}-${index}`).update({ ...runner });
+  async dropWarmLaunch(key: string, id: string): Promise<void> {
+    const ref = this.db.collection(WARM_COLLECTION).doc(key);
+    await this.db.runTransaction(async (tx) => {
+      const data = (await tx.get(ref)).data();
+      const launch = data?.launches?.[id];
+      if (!launch) return;
+      tx.update(ref, { [`launches.${id}`]: FieldValue.delete(), ...(launch.runnerName ? { runnerNames: FieldValue.arrayRemove(launch.runnerName) } : {}) });
+    });
   }
 
-  async dropWarmLaunch(key: string, index: number): Promise<void> {
-    await this.db.collection(WARM_COLLECTION).doc(`${key}-${index}`).delete();
-  }
-
-  async listWarmLaunches(key?: string): Promise<WarmLaunch[]> {
-    const all = this.db.collection(WARM_COLLECTION);
-    const snapshot = await (key ? all.where("key", "==", key) : all).get();
-    return snapshot.docs.map((d) => convertTimestamps(d.data()) as WarmLaunch);
-  }
-
-  async getWarmLaunch(key: string, index: number): Promise<WarmLaunch | undefined> {
-    const doc = await this.db.collection(WARM_COLLECTION).doc(`${key}-${index}`).get();
-    return doc.exists ? (convertTimestamps(doc.data()!) as WarmLaunch) : undefined;
+  async takeWarmLaunch(key: string, id: string): Promise<WarmLaunch | undefined> {
+    const ref = this.db.collection(WARM_COLLECTION).doc(key);
+    return this.db.runTransaction(async (tx) => {
+      const launch = warmLaunchesOf((await tx.get(ref)).data()).find((l) => l.id === id);
+      if (!launch || launch.taken || launch.runnerName) return undefined;
+      tx.update(ref, { [`launches.${id}.taken`]: true });
+      return launch;
+    });
   }
 
   async findWarmLaunch(runnerName: string): Promise<WarmLaunch | undefined> {
-    const snapshot = await this.db.collection(WARM_COLLECTION).where("runnerName", "==", runnerName).limit(1).get();
-    return snapshot.empty ? undefined : (convertTimestamps(snapshot.docs[0]!.data()) as WarmLaunch);
+    const snapshot = await this.db.collection(WARM_COLLECTION).where("runnerNames", "array-contains", runnerName).limit(1).get();
+    return snapshot.empty ? undefined : warmLaunchesOf(snapshot.docs[0]!.data()).find((l) => l.runnerName === runnerName);
+  }
+
+  async runsJob(runnerName: string): Promise<boolean> {
+    const snapshot = await this.jobs.where("assignedRunnerName", "==", runnerName).where("state", "==", "running").limit(1).get();
+    return !snapshot.empty;
   }
 
   async explanation(jobId: number, create?: Omit<Explanation, "checkRunId">, now = new Date()): Promise<{ created: boolean; explanation?: Explanation }> {
@@ -405,6 +439,10 @@ export class FirestoreJobStore implements JobStore {
 export function toRecord(snapshot: DocumentSnapshot): JobRecord | undefined {
   const data = snapshot.data();
   return data ? (convertTimestamps(data) as JobRecord) : undefined;
+}
+
+function warmLaunchesOf(data: DocumentData | undefined): WarmLaunch[] {
+  return Object.entries((data?.launches ?? {}) as Record<string, DocumentData>).map(([id, l]) => ({ id, ...(convertTimestamps(l) as Omit<WarmLaunch, "id">) }));
 }
 
 function convertTimestamps(data: DocumentData): DocumentData {

@@ -52,14 +52,15 @@ export interface CapacitySlot {
   checkedAt?: Date;
 }
 
-/** One launch place of a warm pool and the runner last made from it. */
+/** One launch of a warm pool: under way (no runner yet), or the runner it made. */
 export interface WarmLaunch {
-  key: string;
-  index: number;
-  org: string;
-  /** The spec, readable. */
-  name: string;
-  launchedAt: Date;
+  id: string;
+  /** When it was decided. */
+  at: Date;
+  /** The pool's launch count when it was decided: VMs start in the zone of that turn. */
+  turn: number;
+  /** The launch route took it (with a launch queue). */
+  taken?: boolean;
   runnerName?: string;
   runnerId?: number;
   execution?: string;
@@ -215,21 +216,24 @@ export interface JobStore {
   /** Notes that reconcile found the slot's holder alive. */
   touchSlot(id: string, now?: Date): Promise<void>;
   /**
-   * Takes launch place `index` of a warm pool: free, its last launch older
-   * than `graceMs`, or its runner `settled` (seen online or gone: no launch is
-   * under way there). Of concurrent takers one wins, so passes never overfill a pool.
+   * A warm pool's launches, changed in one transaction: `decide` sees them as
+   * they are (it may run more than once: no side effects) and says which to
+   * keep and how many to add. Concurrent passes queue up, so together they
+   * never add more than one of them would. Returns the launches added.
    */
-  claimWarmLaunch(key: string, index: number, holder: { org: string; name: string }, graceMs: number, now?: Date, settled?: string): Promise<boolean>;
-  /** The runner a warm launch place made. */
-  recordWarmLaunch(key: string, index: number, runner: LaunchedRunner): Promise<void>;
-  /** Frees a place whose launch failed. */
-  dropWarmLaunch(key: string, index: number): Promise<void>;
-  /** Warm launches, of one pool or of all. */
-  listWarmLaunches(key?: string): Promise<WarmLaunch[]>;
-  /** One launch place of a pool. */
-  getWarmLaunch(key: string, index: number): Promise<WarmLaunch | undefined>;
+  updateWarmPool(key: string, holder: { org: string; name: string }, decide: (launches: WarmLaunch[]) => { keep: WarmLaunch[]; add: number }, now?: Date): Promise<WarmLaunch[]>;
+  /** The runner a warm launch made; false when the launch is no longer the pool's (its runner must go). */
+  recordWarmLaunch(key: string, id: string, runner: LaunchedRunner): Promise<boolean>;
+  /** A warm pool's launches as they are. */
+  listWarmLaunches(key: string): Promise<WarmLaunch[]>;
+  /** Forgets a launch (it failed, or its runner was retired). */
+  dropWarmLaunch(key: string, id: string): Promise<void>;
+  /** Takes a launch for the launch route: once, and only while it has no runner. */
+  takeWarmLaunch(key: string, id: string): Promise<WarmLaunch | undefined>;
   /** The warm launch that made this runner, if it is one. */
   findWarmLaunch(runnerName: string): Promise<WarmLaunch | undefined>;
+  /** Whether GitHub gave a job to this runner (an in_progress webhook said so) and the job is not done. */
+  runsJob(runnerName: string): Promise<boolean>;
   /** The job's explanation; `create` makes it if there is none (of concurrent creators one wins: `created`). */
   explanation(jobId: number, create?: Omit<Explanation, "checkRunId">, now?: Date): Promise<{ created: boolean; explanation?: Explanation }>;
   /** Records the check run and the reason it states now (also marks the job record, if any, as explained). */

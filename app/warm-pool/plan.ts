@@ -23,7 +23,11 @@ export interface PoolPlan {
   deficit: number;
 }
 
-export function planPool(input: { want: number; runners: PoolRunner[]; now: Date; maxIdleMs: number; bootGraceMs: number }): PoolPlan {
+/**
+ * `inflight`: launches decided but whose runner is not registered yet (they
+ * count like booting runners, so a pass never adds what another just did).
+ */
+export function planPool(input: { want: number; runners: PoolRunner[]; inflight?: number; now: Date; maxIdleMs: number; bootGraceMs: number }): PoolPlan {
   const { want, now } = input;
   const age = (r: PoolRunner) => (r.launchedAt ? now.getTime() - r.launchedAt.getTime() : Infinity);
   const retire: PoolPlan["retire"] = [];
@@ -45,5 +49,5 @@ export function planPool(input: { want: number; runners: PoolRunner[]; now: Date
   idle.sort((a, b) => age(a) - age(b));
   const warm = idle.slice(0, want).map((r) => r.name);
   for (const r of idle.slice(want)) retire.push({ name: r.name, why: want === 0 ? "outside the warm pool's windows" : "beyond the warm pool's size" });
-  return { warm, booting, retire, deficit: Math.max(0, want - warm.length - booting.length) };
+  return { warm, booting, retire, deficit: Math.max(0, want - warm.length - booting.length - (input.inflight ?? 0)) };
 }

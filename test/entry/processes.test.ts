@@ -264,7 +264,7 @@ describe("npm run reconcile (one pass, then exit)", () => {
 
     // The pass's summary: INFO lines on stdout, one per step, `<step>: k=v …` with step and counts.
     const summaries = cli.logEntries("stdout").filter((e) => typeof e.counts === "object" && e.counts !== null);
-    const steps = ["capacity", "unfinished launches", "launches that never came up", "stale runners", "warm pools", "runner machines", "lost webhooks"];
+    const steps = ["capacity", "unfinished launches", "launches that never came up", "warm pools", "stale runners", "runner machines", "lost webhooks"];
     expect(summaries.map((e) => e.step)).toEqual(steps);
     for (const step of steps) {
       const lines = summaries.filter((e) => String(e.message).startsWith(`${step}: `));

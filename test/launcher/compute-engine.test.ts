@@ -193,13 +193,29 @@ describe("Compute Engine backend: one VM per job", () => {
     expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending", lastError: expect.stringMatching(/^insert VM kumo-\d+-1-[0-9a-f]+ in us-central1-a: INTERNAL: Internal error/) });
   });
 
-  test("a plain 503 at insert is not moved to another zone (the insert may have been made): the launch is retried later, one VM at most", async () => {
+  test("a lost answer (503) is asked again with the same requestId in the same zone: one VM; twice lost, the job is left pending, never moved to another zone", async () => {
     const { world, h } = setUp();
-    ce.failNext("compute insert", { status: 503, body: { error: { code: 503, message: "The service is currently unavailable." } } });
-    const jobId = newJobId();
-    expect(await world.deliver(h, queued(jobId))).toBe(false);
-    expect(ce.inserts.map((i) => i.zone)).toEqual(["us-central1-a"]);
-    expect(await h.deps.store.get(jobId)).toMatchObject({ state: "pending" });
+    const unavailable = { status: 503, body: { error: { code: 503, message: "The service is currently unavailable." } } };
+    ce.failNext("compute insert", unavailable);
+    const first = newJobId();
+    expect(await world.deliver(h, queued(first))).toBe(true);
+    const [a, b] = ce.inserts;
+    expect([a!.zone, b!.zone, a!.requestId === b!.requestId, a!.outcome, b!.outcome]).toEqual(["us-central1-a", "us-central1-a", true, "fault", "created"]);
+    expect(ce.instances()).toHaveLength(1);
+
+    ce.failNext("compute insert", unavailable, 2);
+    const second = newJobId();
+    expect(await world.deliver(h, queued(second))).toBe(false);
+    expect(ce.inserts.slice(2).map((i) => i.zone)).toEqual(["us-central1-a", "us-central1-a"]);
+    expect(await h.deps.store.get(second)).toMatchObject({ state: "pending" });
+  });
+
+  test("without maxRunMinutes the template's own run limit stays (VM_MAX_RUN_DURATION of deploy.sh)", async () => {
+    const { world, h } = setUp();
+    ce.defineTemplate("kumo-runner-docker", { metadataItems: TEMPLATE_ITEMS, scheduling: { maxRunDuration: { seconds: "86400" }, instanceTerminationAction: "STOP" } });
+    world.settingsYaml = SETTINGS.replace("    maxRunMinutes: 120\n", "");
+    await world.deliver(h, queued(newJobId()));
+    expect(ce.inserts[0]!.body.scheduling).toEqual({ maxRunDuration: { seconds: "86400" }, instanceTerminationAction: "DELETE" });
   });
 
   test("the VM is made but its record cannot be written: the launch is undone, VM deleted and registration removed", async () => {
@@ -314,10 +330,10 @@ describe("the launcher alone", () => {
     await l.close();
   });
 
-  test("an unknown template is a failure a person must fix; every zone refusing is one to retry", async () => {
+  test("a missing template is retried (deploy.sh replaces a changed one under its name); every zone refusing too", async () => {
     const l = launcher();
     await expect(l.launch({ ...target, job: "projects/kumo-test/global/instanceTemplates/nope" }, "jit", { name: "kumo-3-1-cccccc", attempt: 1 })).rejects.toMatchObject({
-      retryable: false,
+      retryable: true,
       message: expect.stringContaining("instance template projects/kumo-test/global/instanceTemplates/nope does not exist"),
     });
     for (const zone of target.zones) ce.quotaExceeded(zone, 1);
@@ -326,6 +342,19 @@ describe("the launcher alone", () => {
       message: expect.stringMatching(/^no zone could make VM kumo-4-1-dddddd: us-central1-a: .*; us-central1-b: .*; us-central1-c: /),
     });
     await l.close();
+  });
+
+  test("an insert still under way is a machine starting, not a missing one", async () => {
+    const l = launcher();
+    ce.configure({ operationMs: 60_000 });
+    try {
+      ce.stockOut("us-central1-a", 1);
+      const { execution } = await l.launch(target, "jit", { name: "kumo-7-1-abcdef", attempt: 1 });
+      expect(await l.describe(execution)).toEqual({ running: true, done: false, failed: false });
+    } finally {
+      ce.configure({ operationMs: 0 });
+      await l.close();
+    }
   });
 
   test("machines(): only this deployment's VMs, with their state", async () => {

@@ -269,8 +269,8 @@ describe("reconcile", () => {
       "capacity: specs=0 live=0 waiting=0 released=0 asked=0 launched=0 explained=0 errors=0",
       "unfinished launches: checked=0 launched=0 closed=0 waiting=0 failed=0 skipped=0 errors=0",
       "launches that never came up: checked=0 relaunched=0 closed=0 running=0 failed=0 skipped=0 errors=0",
-      "stale runners: runners=0 needed=0 busy=0 pooled=0 deleted=0 young=0 errors=0",
       "warm pools: pools=0 target=0 warm=0 booting=0 launched=0 retired=0 errors=0",
+      "stale runners: runners=0 needed=0 busy=0 pooled=0 deleted=0 young=0 errors=0",
       "runner machines: machines=0 running=0 booting=0 deleted=0 unknown=0 errors=0",
       "lost webhooks: lost=0 redelivered=0 givenUp=0 errors=0",
     ]);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "@jest/globals";
 import { staleRunners } from "../../app/reconcile/stale-runners.js";
-import { warmPools } from "../../app/reconcile/warm-pool.js";
+import { warmPoolKey, warmPools } from "../../app/reconcile/warm-pool.js";
 import { createHarness, emulatorStore, reconcileWith, useNock, type Harness } from "../helpers/harness.js";
 import { INSTALLATION_ID, workflowJobPayload } from "../helpers/fixtures.js";
 import { World } from "../helpers/world.js";
@@ -51,9 +51,9 @@ describe("warm pools", () => {
     expect(warmNames(world)).toEqual([expect.stringMatching(/^kumo-0-1-[0-9a-f]{6}$/), expect.stringMatching(/^kumo-0-2-[0-9a-f]{6}$/)]);
     expect(alive(world).map((r) => r.labels)).toEqual([LABELS, LABELS]);
     expect(world.running()).toBe(2);
-    const launches = await h.deps.store.listWarmLaunches();
-    expect(launches.map((l) => [l.index, l.runnerName, l.execution]).sort()).toEqual(
-      [...world.executions.entries()].map(([execution, e]) => [Number(e.runnerName.split("-")[2]) - 1, e.runnerName, execution]).sort(),
+    const found = await Promise.all(warmNames(world).map((n) => h.deps.store.findWarmLaunch(n)));
+    expect(found.map((l) => [l!.turn, l!.runnerName, l!.execution])).toEqual(
+      [...world.executions.entries()].map(([execution, e]) => [Number(e.runnerName.split("-")[2]), e.runnerName, execution]),
     );
 
     // The next pass, runners still booting: nothing more.
@@ -131,7 +131,7 @@ describe("warm pools", () => {
     const summary = await pass(h, 21); // maxIdleMinutes: 20
     // The busy one serves a job, so the pool's two idle runners are both new.
     expect(summary.counts).toMatchObject({ warm: 0, retired: 1, launched: 2 });
-    expect(alive(world).map((r) => r.name)).toEqual([busy, expect.stringMatching(/^kumo-0-1-/), expect.stringMatching(/^kumo-0-2-/)]);
+    expect(alive(world).map((r) => r.name)).toEqual([busy, expect.stringMatching(/^kumo-0-3-/), expect.stringMatching(/^kumo-0-4-/)]);
     expect(alive(world).map((r) => r.name)).not.toContain(idle);
   });
 
@@ -170,8 +170,76 @@ describe("warm pools", () => {
 
     const summary = await pass(h, 2);
     expect(summary.counts).toMatchObject({ warm: 1, launched: 1, retired: 0 });
-    expect(warmNames(world)).toEqual([kept, expect.stringMatching(/^kumo-0-1-/)]);
+    expect(warmNames(world)).toEqual([kept, expect.stringMatching(/^kumo-0-3-/)]);
     // The other place's runner is online: had the pool been short by two, both places would have been free.
     expect(warmNames(world)[1]).not.toBe(reaped);
+  });
+
+  test("whichever runner GitHub reaps, the pool settles at its size: one replacement, then quiet passes", async () => {
+    const { world, h } = setUp();
+    await pass(h);
+    const [first, second] = warmNames(world);
+    world.connect(first!);
+    world.connect(second!);
+    [...world.registrations.values()].find((r) => r.name === second)!.deleted = true;
+
+    const counts = [];
+    for (let i = 1; i <= 4; i++) {
+      counts.push((await pass(h, i * 2)).counts);
+      for (const name of warmNames(world)) world.connect(name);
+    }
+    expect(counts.map((c) => [c.launched, c.retired])).toEqual([
+      [1, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ]);
+    expect(warmNames(world)).toEqual([first, expect.stringMatching(/^kumo-0-3-/)]);
+    expect(world.registrations.size).toBe(3);
+  });
+
+  test("two passes at once with the pool one short: one launch between them", async () => {
+    const { world, h } = setUp();
+    await pass(h);
+    const [first, second] = warmNames(world);
+    world.connect(first!);
+    [...world.registrations.values()].find((r) => r.name === second)!.deleted = true;
+    const store = h.deps.store;
+    const b = createHarness({ deps: { store } });
+    const at = new Date(Date.now() + 2 * 60_000);
+    const [sa, sb] = await Promise.all([reconcileWith(h, {}, [warmPools], at), reconcileWith(b, {}, [warmPools], at)]);
+    expect(sa[0]!.counts.launched! + sb[0]!.counts.launched!).toBe(1);
+    expect(warmNames(world)).toHaveLength(2);
+  });
+
+  test("a runner GitHub still lists idle but that took a job (its in_progress webhook came) is not retired", async () => {
+    const { world, h } = setUp();
+    await pass(h);
+    const [taken, other] = warmNames(world);
+    world.connect(taken!);
+    world.connect(other!);
+    const jobId = nextJobId++;
+    await world.deliver(h, queued(jobId));
+    await world.deliver(h, progress("in_progress", jobId, taken!));
+    // Outside the window both would go; GitHub's list still shows `taken` idle (its busy flag lags).
+    world.settingsYaml = CLOSED();
+    h.deps.settings.invalidate(INSTALLATION_ID);
+
+    const summary = await pass(h, 1);
+    expect(summary.counts).toMatchObject({ target: 0, retired: 1 });
+    expect(alive(world).map((r) => r.name)).toContain(taken);
+    expect(alive(world).map((r) => r.name)).not.toContain(other);
+  });
+
+  test("a runner another pass registered but has not yet recorded counts as booting (found by its turn), never retired", async () => {
+    const { world, h } = setUp();
+    const key = warmPoolKey("octo-org", "projects/kumo-test/locations/us-central1/jobs/gha-runner-small", LABELS);
+    const [launch] = await h.deps.store.updateWarmPool(key, { org: "octo-org", name: "pool" }, (l) => ({ keep: l, add: 1 }));
+    const id = world.registerOrphan(`kumo-0-${launch!.turn}-abcdef`);
+    world.registrations.get(id)!.labels = LABELS;
+
+    const summary = await pass(h);
+    expect(summary.counts).toMatchObject({ booting: 1, launched: 1, retired: 0 });
+    expect(world.registrations.get(id)!.deleted).toBe(false);
   });
 });

@@ -56,8 +56,8 @@ describe("a runner spec chooses its backend", () => {
 describe("launch targets", () => {
   const vmSpec: RunnerSpec = { labels: ["d"], group: "Default", backend: "compute-engine", instanceTemplate: "tpl", zones: ["us-central1-a"] };
 
-  test("a VM spec: the template's full name, its zones, and the run limit (GitHub's default job timeout unless set)", () => {
-    expect(launchTarget(vmSpec, { project: "p" })).toEqual({ job: "projects/p/global/instanceTemplates/tpl", backend: "compute-engine", zones: ["us-central1-a"], maxRunMinutes: 360 });
+  test("a VM spec: the template's full name, its zones, and its run limit when it sets one (else the template's)", () => {
+    expect(launchTarget(vmSpec, { project: "p" })).toEqual({ job: "projects/p/global/instanceTemplates/tpl", backend: "compute-engine", zones: ["us-central1-a"] });
     expect(launchTarget({ ...vmSpec, maxRunMinutes: 90 }, { project: "p" }).maxRunMinutes).toBe(90);
   });
 

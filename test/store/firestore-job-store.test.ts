@@ -1,5 +1,6 @@
 import { describe, expect, test } from "@jest/globals";
 import { EXPLAINED_COLLECTION, REDELIVERIES_COLLECTION, type FirestoreJobStore } from "../../app/store/firestore-job-store.js";
+import type { WarmLaunch } from "../../app/store/job-store.js";
 import type { NewJob } from "../../app/store/job-store.js";
 import { emulatorStore } from "../helpers/harness.js";
 
@@ -416,5 +417,70 @@ describe("FirestoreJobStore: the smaller records", () => {
       { jobId: b.jobId, receivedAt: at(1_000) },
     ]);
     expect(await store.listReceivedSince(at(0), 1, ["jobId"])).toEqual([{ jobId: c.jobId }]);
+  });
+});
+
+describe("FirestoreJobStore: warm pools", () => {
+  const holder = { org: "octo-org", name: "octo-org [kumo, small] → j" };
+  const keepAll = (add: number) => (launches: WarmLaunch[]) => ({ keep: launches, add });
+
+  test("launches are added with increasing turns; decide sees what is there and says what stays", async () => {
+    const store = emulatorStore();
+    const first = await store.updateWarmPool("pool", holder, keepAll(2), at(0));
+    expect(first.map((l) => [l.turn, l.at])).toEqual([
+      [1, at(0)],
+      [2, at(0)],
+    ]);
+    expect(await store.recordWarmLaunch("pool", first[0]!.id, { runnerId: 9, runnerName: "kumo-0-1-aaaaaa", execution: "e-1" })).toBe(true);
+    let seen: WarmLaunch[] = [];
+    const next = await store.updateWarmPool(
+      "pool",
+      holder,
+      (launches) => {
+        seen = launches;
+        return { keep: launches.filter((l) => l.runnerName), add: 1 };
+      },
+      at(5_000),
+    );
+    expect(seen).toHaveLength(2);
+    expect(next.map((l) => l.turn)).toEqual([3]);
+    expect((await store.listWarmLaunches("pool")).map((l) => [l.turn, l.runnerName ?? null]).sort()).toEqual([
+      [1, "kumo-0-1-aaaaaa"],
+      [3, null],
+    ]);
+    expect(await store.findWarmLaunch("kumo-0-1-aaaaaa")).toMatchObject({ id: first[0]!.id, turn: 1, execution: "e-1", runnerId: 9 });
+    expect(await store.findWarmLaunch("kumo-0-9-ffffff")).toBeUndefined();
+  });
+
+  test("two updates at once: the second decides on what the first wrote (no pool is overfilled)", async () => {
+    const store = emulatorStore();
+    const fill = (launches: WarmLaunch[]) => ({ keep: launches, add: Math.max(0, 2 - launches.length) });
+    const [a, b] = await Promise.all([store.updateWarmPool("pool", holder, fill), store.updateWarmPool("pool", holder, fill)]);
+    expect(a.length + b.length).toBe(2);
+    expect(await store.listWarmLaunches("pool")).toHaveLength(2);
+  });
+
+  test("a launch dropped meanwhile cannot be recorded; taking one for the launch route works once; drop removes its runner name", async () => {
+    const store = emulatorStore();
+    const [launch] = await store.updateWarmPool("pool", holder, keepAll(1));
+    expect(await store.takeWarmLaunch("pool", launch!.id)).toMatchObject({ id: launch!.id, turn: 1 });
+    expect(await store.takeWarmLaunch("pool", launch!.id)).toBeUndefined();
+    await store.recordWarmLaunch("pool", launch!.id, { runnerId: 1, runnerName: "kumo-0-1-bbbbbb", execution: "e" });
+    await store.dropWarmLaunch("pool", launch!.id);
+    expect(await store.findWarmLaunch("kumo-0-1-bbbbbb")).toBeUndefined();
+    expect(await store.recordWarmLaunch("pool", launch!.id, { runnerId: 1, runnerName: "kumo-0-1-bbbbbb", execution: "e" })).toBe(false);
+    expect(await store.listWarmLaunches("pool")).toEqual([]);
+    expect(await store.takeWarmLaunch("nope", "12345678")).toBeUndefined();
+  });
+
+  test("runsJob: a runner an in_progress webhook named for a job still running", async () => {
+    const store = emulatorStore();
+    const j = job();
+    const progress = { jobId: j.jobId, installationId: 1, org: j.org, repo: j.repo, runId: j.runId, runAttempt: 1, labels: j.labels };
+    await store.recordProgress({ ...progress, status: "in_progress", runnerName: "kumo-0-1-aaaaaa" });
+    expect(await store.runsJob("kumo-0-1-aaaaaa")).toBe(true);
+    expect(await store.runsJob("kumo-0-2-bbbbbb")).toBe(false);
+    await store.recordProgress({ ...progress, status: "completed", runnerName: "kumo-0-1-aaaaaa" });
+    expect(await store.runsJob("kumo-0-1-aaaaaa")).toBe(false);
   });
 });
