@@ -53,7 +53,7 @@ const GRPC_NAMES: Record<number, string> = {
 // Worth retrying: UNAVAILABLE, RESOURCE_EXHAUSTED (quota), DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNKNOWN.
 const RETRYABLE_GRPC = new Set([14, 8, 4, 10, 13, 2]);
 
-/** Classifies a google-gax error from the Cloud Run Admin API. */
+/** Classifies a google-gax error of a Google API (Cloud Run, Compute Engine, Cloud Tasks). */
 export function fromGoogleError(what: string, error: unknown): LaunchError {
   if (error instanceof LaunchError) return error;
   const code = (error as { code?: unknown })?.code;
