@@ -222,7 +222,9 @@ export function run(input: RunInput): RunResult {
     const young = (r: Runner) => r.state === "starting" && now - r.launchedAt < a.startGraceS;
     const starting = [...live].filter(young);
     const booting = starting.filter((r) => (a.counting === "booting" ? !(r.job && !r.job.assigned) : !r.job)).length;
-    let deficit = want - idle.length - booting;
+    // Renewed one pass ahead (app/warm-pool/plan.ts): a kept runner within a period of maxIdleMinutes is replaced now.
+    const expiring = idle.filter((r) => now - r.launchedAt >= a.maxIdleMinutes * 60 - a.reconcileS).length;
+    let deficit = want - idle.length + expiring - booting;
     // The app counts its own launches under way (the pool's document) as booting: the deficit is all it adds.
     for (; deficit > 0; deficit--) launch(undefined);
     if (now + a.reconcileS <= input.endS) at(now + a.reconcileS, reconcile);

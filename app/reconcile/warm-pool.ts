@@ -71,6 +71,9 @@ export async function warmPools(ctx: ReconcileContext): Promise<StepSummary> {
   return { step: "warm pools", counts, ...(details.length ? { details } : {}) };
 }
 
+/** How often reconcile runs (deploy.sh's scheduler). */
+const RECONCILE_PERIOD_MS = 60_000;
+
 /** A runner just registered may not be listed yet: a launch whose runner is not listed is gone only after this. */
 const LIST_SETTLE_MS = 30_000;
 
@@ -136,6 +139,8 @@ async function keepPool(
       now: ctx.now,
       maxIdleMs: spec.warm.maxIdleMinutes * 60_000,
       bootGraceMs: ctx.options.launchGraceMs,
+      // One pass ahead: a replacement is online by the time its predecessor is retired.
+      renewAheadMs: RECONCILE_PERIOD_MS,
     });
     const retiring = new Set(plan.retire.map((r) => r.name));
     launches = live;

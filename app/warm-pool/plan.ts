@@ -27,7 +27,16 @@ export interface PoolPlan {
  * `inflight`: launches decided but whose runner is not registered yet (they
  * count like booting runners, so a pass never adds what another just did).
  */
-export function planPool(input: { want: number; runners: PoolRunner[]; inflight?: number; now: Date; maxIdleMs: number; bootGraceMs: number }): PoolPlan {
+export function planPool(input: {
+  want: number;
+  runners: PoolRunner[];
+  inflight?: number;
+  now: Date;
+  maxIdleMs: number;
+  bootGraceMs: number;
+  /** A runner this close to maxIdle is replaced ahead (it is retired at the next pass): the pool never dips. */
+  renewAheadMs?: number;
+}): PoolPlan {
   const { want, now } = input;
   const age = (r: PoolRunner) => (r.launchedAt ? now.getTime() - r.launchedAt.getTime() : Infinity);
   const retire: PoolPlan["retire"] = [];
@@ -47,7 +56,10 @@ export function planPool(input: { want: number; runners: PoolRunner[]; inflight?
   }
   // The youngest are kept: they have the longest time left before the task timeout.
   idle.sort((a, b) => age(a) - age(b));
-  const warm = idle.slice(0, want).map((r) => r.name);
+  const kept = idle.slice(0, want);
+  const warm = kept.map((r) => r.name);
   for (const r of idle.slice(want)) retire.push({ name: r.name, why: want === 0 ? "outside the warm pool's windows" : "beyond the warm pool's size" });
-  return { warm, booting, retire, deficit: Math.max(0, want - warm.length - booting.length - (input.inflight ?? 0)) };
+  // Kept this pass, but their replacements start now.
+  const expiring = kept.filter((r) => age(r) >= input.maxIdleMs - (input.renewAheadMs ?? 0)).length;
+  return { warm, booting, retire, deficit: Math.max(0, want - warm.length + expiring - booting.length - (input.inflight ?? 0)) };
 }

@@ -48,4 +48,18 @@ describe("planPool", () => {
       { name: "orphan", why: "idle past maxIdleMinutes" },
     ]);
   });
+
+  test("renewed one pass ahead: a runner within renewAhead of maxIdleMinutes stays warm while its replacement starts", () => {
+    const ahead = (runners: PoolRunner[]) => planPool({ want: 1, runners, now: NOW, maxIdleMs: 20 * 60_000, bootGraceMs: 5 * 60_000, renewAheadMs: 60_000 });
+    expect(ahead([r("aging", { launchedAt: ago(19.5) })])).toEqual({ warm: ["aging"], booting: [], retire: [], deficit: 1 });
+    // Its replacement booting: nothing more; at maxIdle the old one goes and the new one is the pool.
+    expect(ahead([r("aging", { launchedAt: ago(19.5) }), r("new", { online: false, launchedAt: ago(0.5) })]).deficit).toBe(0);
+    expect(ahead([r("aging", { launchedAt: ago(20) }), r("new", { launchedAt: ago(1) })])).toEqual({
+      warm: ["new"],
+      booting: [],
+      retire: [{ name: "aging", why: "idle past maxIdleMinutes" }],
+      deficit: 0,
+    });
+    expect(ahead([r("young", { launchedAt: ago(18) })]).deficit).toBe(0);
+  });
 });
