@@ -66,7 +66,7 @@ describe("job lifecycle", () => {
     await h.deliver("workflow_job", cancelledWhileQueued(jobId));
 
     expect(cr.cancelled).toEqual([]);
-    expect(h.logs.find(/busy with another job/)).toMatchObject({ jobId });
+    expect(h.logs.find(/busy with another job/)).toMatchObject({ jobId, runnerName: expect.stringMatching(new RegExp(`^kumo-${jobId}-1-`)), why: "job cancelled before any runner took it" });
   });
 
   test("maxRunners reached: the job waits; the first job's completed webhook launches it", async () => {
