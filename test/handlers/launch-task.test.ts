@@ -149,18 +149,51 @@ describe("the launch route: Cloud Tasks' launches", () => {
     ["attempt 0", { jobId: 5, attempt: 0 }],
     ["a fractional job id", { jobId: 1.5, attempt: 1 }],
     ["an extra field", { jobId: 5, attempt: 1, force: true }],
-    ["a body over 4 KiB", JSON.stringify({ jobId: 5, attempt: 1, pad: "x".repeat(4_100) })],
   ])("a valid token but %s: 400", async (_name, body) => {
     publishesCerts();
     const h = createHarness({ env: ENV, deps: { queue: noQueue } });
     expect(await call(h, { body })).toEqual({ handled: true, status: 400, headers: { "content-type": "application/json" }, body: { error: expect.stringMatching(/^expected \{jobId, attempt\}/) } });
   });
 
-  test("a body of exactly 4 KiB is read", async () => {
+  test("the body is read up to 8 KiB: a valid task padded to 8 KiB is read, one byte more is refused", async () => {
     publishesCerts();
     const h = createHarness({ env: ENV, deps: { queue: noQueue } });
     const body = `{"jobId":${newJobId()},"attempt":1}`;
-    expect(await call(h, { body: body.padEnd(4096, " ") })).toMatchObject({ status: 200, body: { skipped: "no such job" } });
+    expect(await call(h, { body: body.padEnd(8192, " ") })).toMatchObject({ status: 200, body: { skipped: "no such job" } });
+    expect(await call(h, { body: body.padEnd(8193, " ") })).toMatchObject({ status: 400 });
+    // In two chunks: their sizes add up.
+    const route = launchTaskRoute(h.deps, h.probot, h.probot.log)!;
+    const half = body.padEnd(5000, " ");
+    const req = Object.assign(Readable.from([Buffer.from(half), Buffer.from(" ".repeat(5000))]), {
+      method: "POST",
+      url: "/api/kumo/launch",
+      headers: { authorization: `Bearer ${idToken()}` },
+    }) as unknown as IncomingMessage;
+    let status = 0;
+    const res = { writeHead: (s: number) => ((status = s), res), end: () => res } as unknown as ServerResponse;
+    await route(req, res);
+    expect(status).toBe(400);
+  });
+
+  test("a store failure other than a missing record fails the request (Cloud Tasks retries it)", async () => {
+    publishesCerts();
+    const { h, jobId } = await withTask();
+    h.deps.store.takeTask = async () => {
+      throw new Error("14 UNAVAILABLE: Firestore unreachable");
+    };
+    await expect(call(h, { body: { jobId, attempt: 1 } })).rejects.toThrow("UNAVAILABLE");
+  });
+
+  test("a task without its name header is still served; its log lines name no task", async () => {
+    publishesCerts();
+    const h = createHarness({ env: ENV, deps: { queue: noQueue } });
+    const route = launchTaskRoute(h.deps, h.probot, h.probot.log)!;
+    const req = Object.assign(Readable.from([]), { method: "POST", url: "/api/kumo/launch", headers: {} }) as unknown as IncomingMessage;
+    let status = 0;
+    const res = { writeHead: (s: number) => ((status = s), res), end: () => res } as unknown as ServerResponse;
+    expect(await route(req, res)).toBe(true);
+    expect(status).toBe(401);
+    expect(h.logs.find(/launch task refused/)).toMatchObject({ task: "" });
   });
 
   test("a task whose job has no record: done, nothing to do", async () => {
@@ -196,7 +229,20 @@ describe("the launch route: Cloud Tasks' launches", () => {
     expect(answer).toMatchObject({ status: 200, body: { failed: expect.stringMatching(/PERMISSION_DENIED/) } });
     expect(await h.deps.store.get(jobId)).toMatchObject({ state: "failed" });
     expect(gh.checkRuns).toHaveLength(1);
-    expect(gh.checkRuns[0]!.body).toMatchObject({ head_sha: "a".repeat(40) });
+    expect(gh.checkRuns[0]!.body).toMatchObject({ head_sha: "a".repeat(40), output: { title: "Kumo gave up starting a runner for this job" } });
+  });
+
+  test("a launch that failed for good updates the check run of a job explained before", async () => {
+    publishesCerts();
+    const { h, jobId } = await withTask({ headSha: "b".repeat(40), name: "build" });
+    await h.deps.store.explanation(jobId, { jobId, repo: `${ORG}/${REPO}`, headSha: "b".repeat(40), reason: "capacity" });
+    await h.deps.store.setExplanation(jobId, { checkRunId: 555 });
+    const gh = track(mockGitHub().canGetToken().generatesJitConfig().deletesRunner(1000).updatesCheckRun(`${ORG}/${REPO}`, 555));
+    track(mockCloudRun().failsRunJob(403, "PERMISSION_DENIED", "caller lacks run.jobs.runWithOverrides"));
+
+    expect(await call(h, { body: { jobId, attempt: 1 } })).toMatchObject({ status: 200, body: { failed: expect.stringMatching(/PERMISSION_DENIED/) } });
+    expect(gh.checkRuns).toEqual([expect.objectContaining({ method: "PATCH" })]);
+    expect(gh.checkRuns[0]!.body.output.title).toBe("Kumo gave up starting a runner for this job");
   });
 
   test("GitHub asked to slow down: 429 with its retry-after, and the job pending until then", async () => {

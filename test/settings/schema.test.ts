@@ -127,5 +127,6 @@ describe("settings as Kumo uses them", () => {
       labels: ["a", "c"],
     });
     expect(parseSettings([{ labels: ["a"] }])).toMatchObject({ ok: false, labels: [], explain: true });
+    expect(parseSettings({ runners: [{ labels: ["a"] }], repositories: null })).toMatchObject({ ok: false, labels: ["a"] });
   });
 });

@@ -116,6 +116,16 @@ describe("boundedStore: every store call has a deadline (injected clock)", () =>
     expect(drained).toEqual({ settled: true, value: false });
   });
 
+  test("drain's last wait is cut to its limit (polls every 250 ms, the last one shorter)", async () => {
+    const bounded = boundedStore(storeWith(() => new Promise(() => undefined)), 100);
+    void bounded.get(1).catch(() => undefined);
+    const drained = watch(bounded.drain(1_100));
+    await jest.advanceTimersByTimeAsync(1_099);
+    expect(drained.settled).toBe(false);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(drained).toEqual({ settled: true, value: false });
+  });
+
   test("drain waits for every running call, not only the first", async () => {
     const [first, second] = [deferred(), deferred()];
     const answers = [first.promise, second.promise];
