@@ -81,6 +81,12 @@ export async function closeIfNotQueued(ctx: ReconcileContext, record: JobRecord,
   return "closed";
 }
 
+/** Whether the record's job waits for exactly this runner: its launch made it, or is making it (registered, not yet recorded). */
+export function waitsFor(record: JobRecord | undefined, runner: { name: string; attempt: number }): boolean {
+  if (!record) return false;
+  return (record.state === "launched" && record.runnerName === runner.name) || (record.state === "claimed" && record.attempts === runner.attempt);
+}
+
 export function jobLog(ctx: ReconcileContext, record: JobRecord): Logger {
   return ctx.log.child({ jobId: record.jobId, repo: record.repo });
 }

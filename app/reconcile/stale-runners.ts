@@ -1,7 +1,7 @@
 import { listKumoRunners, type KumoRunner } from "../github/jit-runners.js";
 import { retireRunner } from "../launch/retire-runner.js";
 import type { JobRecord } from "../store/job-store.js";
-import { outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
+import { outOfTime, waitsFor, type ReconcileContext, type StepSummary } from "./context.js";
 import { labelKey, pooledSpecs } from "./warm-pool.js";
 
 /**
@@ -65,11 +65,7 @@ export async function staleRunners(ctx: ReconcileContext): Promise<StepSummary> 
 function judge(ctx: ReconcileContext, runner: KumoRunner, record: JobRecord | undefined): "needed" | "young" | "surplus" {
   // No record: it expired long ago, or the runner is not this deployment's.
   if (!record) return "surplus";
-  const waitingForThis =
-    (record.state === "launched" && record.runnerName === runner.name) ||
-    // A launch under way: registered, not yet recorded.
-    (record.state === "claimed" && record.attempts === runner.attempt);
-  if (waitingForThis) return "needed";
+  if (waitsFor(record, runner)) return "needed";
   const settled = ctx.now.getTime() - record.updatedAt.getTime() >= ctx.options.runnerGraceMs;
   return settled ? "surplus" : "young";
 }

@@ -8,7 +8,7 @@ import type { RunnerSpec } from "../settings/schema.js";
 import type { RunnerTarget, WarmLaunch } from "../store/job-store.js";
 import { planPool, type PoolPlan, type PoolRunner } from "../warm-pool/plan.js";
 import { warmTarget, type WarmPool } from "../warm-pool/schedule.js";
-import { outOfTime, type ReconcileContext, type StepSummary } from "./context.js";
+import { outOfTime, waitsFor, type ReconcileContext, type StepSummary } from "./context.js";
 
 type PooledSpec = RunnerSpec & { warm: WarmPool };
 
@@ -195,7 +195,7 @@ async function keepPool(
 async function lookJobRunner(ctx: ReconcileContext, runner: KumoRunner): Promise<{ pool: PoolRunner; execution?: string }> {
   const record = await ctx.deps.store.get(runner.jobId);
   const own = record?.runnerName === runner.name;
-  const needed = Boolean(record && ((record.state === "launched" && own) || (record.state === "claimed" && record.attempts === runner.attempt)));
+  const needed = waitsFor(record, runner);
   const launchedAt = own ? (record!.launchedAt ?? record!.updatedAt) : record?.state === "claimed" ? record.updatedAt : undefined;
   const pool: PoolRunner = { name: runner.name, online: runner.status === "online", busy: runner.busy, needed, launchedAt };
   return { pool, ...(own && record!.execution ? { execution: record!.execution } : {}) };

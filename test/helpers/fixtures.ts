@@ -1,3 +1,4 @@
+import type { NewJob, RunnerTarget } from "../../app/store/job-store.js";
 import { createRequire } from "node:module";
 
 // The package's main is a JSON file.
@@ -65,3 +66,11 @@ repositories:
         group: special-group
         job: gha-runner-special
 `;
+
+/** The test settings' small spec as a job record's target (TEST_ENV's project and region). */
+export const SMALL_TARGET: RunnerTarget = { labels: ["kumo", "small"], group: "cloudrun", groupId: 7, job: "projects/kumo-test/locations/us-central1/jobs/gha-runner-small" };
+
+/** A job as the store records it when seen queued, for seeding reconcile's tests. */
+export function recordedJob(jobId: number, extra: Partial<NewJob> = {}): NewJob {
+  return { jobId, runId: 1, runAttempt: 1, installationId: INSTALLATION_ID, org: ORG, repo: `${ORG}/${REPO}`, labels: SMALL_TARGET.labels, target: SMALL_TARGET, ...extra };
+}

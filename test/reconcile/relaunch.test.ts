@@ -1,30 +1,20 @@
 import { describe, expect, test } from "@jest/globals";
 import { unfinishedLaunches } from "../../app/reconcile/unfinished-launches.js";
-import { capacityOf, type JobStore, type NewJob, type RunnerTarget } from "../../app/store/job-store.js";
+import { capacityOf, type JobStore, type RunnerTarget } from "../../app/store/job-store.js";
 import { mockCloudRun } from "../helpers/cloud-run.js";
-import { INSTALLATION_ID, ORG, REPO } from "../helpers/fixtures.js";
+import { ORG, REPO, recordedJob, SMALL_TARGET } from "../helpers/fixtures.js";
 import { mockGitHub } from "../helpers/github.js";
 import { createHarness, reconcileWith, trackMocks, useNock } from "../helpers/harness.js";
 
 useNock();
 
 const FULL_REPO = `${ORG}/${REPO}`;
-const TARGET: RunnerTarget = { labels: ["kumo", "small"], group: "cloudrun", groupId: 7, job: "projects/kumo-test/locations/us-central1/jobs/gha-runner-small" };
+const TARGET = SMALL_TARGET;
 const CAPPED: RunnerTarget = { ...TARGET, labels: ["kumo", "capped"], maxRunners: 1 };
 let nextJobId = 2_400_000;
 const newJobId = () => nextJobId++;
 const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
-const newJob = (jobId: number, extra: Partial<NewJob> = {}): NewJob => ({
-  jobId,
-  runId: 1,
-  runAttempt: 1,
-  installationId: INSTALLATION_ID,
-  org: ORG,
-  repo: FULL_REPO,
-  labels: TARGET.labels,
-  target: TARGET,
-  ...extra,
-});
+const newJob = recordedJob;
 
 /** A job whose first two claims found its capacity full, and whose third launch failed (HTTP 502). */
 async function waitedTwiceThenFailed(store: JobStore, jobId: number): Promise<void> {

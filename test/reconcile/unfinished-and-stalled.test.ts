@@ -3,9 +3,9 @@ import { capacity } from "../../app/reconcile/capacity.js";
 import { outOfTime, type ReconcileContext } from "../../app/reconcile/context.js";
 import { stalledLaunches } from "../../app/reconcile/stalled-launches.js";
 import { unfinishedLaunches } from "../../app/reconcile/unfinished-launches.js";
-import { capacityOf, type NewJob, type RunnerTarget } from "../../app/store/job-store.js";
+import { capacityOf, type RunnerTarget } from "../../app/store/job-store.js";
 import { mockCloudRun } from "../helpers/cloud-run.js";
-import { INSTALLATION_ID, ORG, REPO } from "../helpers/fixtures.js";
+import { INSTALLATION_ID, ORG, REPO, recordedJob, SMALL_TARGET } from "../helpers/fixtures.js";
 import { mockGitHub } from "../helpers/github.js";
 import { createHarness, reconcileWith, trackMocks, useNock } from "../helpers/harness.js";
 
@@ -13,23 +13,13 @@ useNock();
 
 const FULL_REPO = `${ORG}/${REPO}`;
 const SMALL_JOB = "projects/kumo-test/locations/us-central1/jobs/gha-runner-small";
-const TARGET: RunnerTarget = { labels: ["kumo", "small"], group: "cloudrun", groupId: 7, job: SMALL_JOB };
+const TARGET = SMALL_TARGET;
 const CAPPED: RunnerTarget = { ...TARGET, labels: ["kumo", "capped"], maxRunners: 1 };
 const GRACE = 5 * 60_000;
 let nextJobId = 2_500_000;
 const newJobId = () => nextJobId++;
 const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
-const newJob = (jobId: number, extra: Partial<NewJob> = {}): NewJob => ({
-  jobId,
-  runId: 1,
-  runAttempt: 1,
-  installationId: INSTALLATION_ID,
-  org: ORG,
-  repo: FULL_REPO,
-  labels: TARGET.labels,
-  target: TARGET,
-  ...extra,
-});
+const newJob = recordedJob;
 
 describe("outOfTime (injected clock)", () => {
   afterEach(() => {
