@@ -45,6 +45,7 @@ export class World {
   jitFault: (n: number) => Fault = () => undefined;
   runJobFault: (n: number) => Fault = () => undefined;
   listRunnersFault: () => Fault = () => undefined;
+  deleteRunnerFault: () => Fault = () => undefined;
   private jitCount = 0;
   private runJobCount = 0;
   private nextRunnerId = 5000;
@@ -68,6 +69,8 @@ export class World {
       return [201, { runner: { id, name: body.name, labels: body.labels, status: "offline", busy: false }, encoded_jit_config: jitConfigFor(body.name) }];
     });
     gh.delete(new RegExp(`/orgs/${ORG}/actions/runners/\\d+$`)).reply((uri) => {
+      const fault = this.deleteRunnerFault();
+      if (fault) return [fault.status, fault.body];
       const r = this.registrations.get(Number(uri.split("/").pop()));
       if (!r || r.deleted) return [404, { message: "Not Found" }];
       if (r.busy) return [422, { message: "Runner is still running a job" }];
