@@ -74,3 +74,14 @@ export const SMALL_TARGET: RunnerTarget = { labels: ["kumo", "small"], group: "c
 export function recordedJob(jobId: number, extra: Partial<NewJob> = {}): NewJob {
   return { jobId, runId: 1, runAttempt: 1, installationId: INSTALLATION_ID, org: ORG, repo: `${ORG}/${REPO}`, labels: SMALL_TARGET.labels, target: SMALL_TARGET, ...extra };
 }
+
+/** kumo.yml with one Cloud Run spec for [kumo, small] and the given `warm:` body (indented six spaces). */
+export function warmSettings(warm: string, group = "cloudrun"): string {
+  return `runners:\n  - labels: [kumo, small]\n    group: ${group}\n    job: gha-runner-small\n    warm:\n${warm}\n`;
+}
+
+/** A `warm:` body whose only window is never open now: one minute, 12 hours away. */
+export function closedWindow(size = 2): string {
+  const hh = String(new Date(Date.now() + 12 * 3_600_000).getUTCHours()).padStart(2, "0");
+  return `      size: ${size}\n      windows:\n        - from: "${hh}:00"\n          to: "${hh}:01"`;
+}

@@ -2,23 +2,13 @@ import { describe, expect, test } from "@jest/globals";
 import type { LaunchQueue, QueuedWarmLaunch } from "../../app/launch-queue/queue.js";
 import { warmPools } from "../../app/reconcile/warm-pool.js";
 import { createHarness, emulatorStore, reconcileWith, useNock, type Harness } from "../helpers/harness.js";
-import { INSTALLATION_ID } from "../helpers/fixtures.js";
+import { closedWindow, INSTALLATION_ID, warmSettings } from "../helpers/fixtures.js";
 import { World } from "../helpers/world.js";
 
 // Warm pools when something fails: each failure is counted, said in one line, and loses nothing.
 const LABELS = ["kumo", "small"];
-const pool = (group = "cloudrun", warm = "      size: 2") => `runners:
-  - labels: [kumo, small]
-    group: ${group}
-    job: gha-runner-small
-    warm:
-${warm}
-`;
-// A window that is never open now: a one-minute window 12 hours away.
-const closed = () => {
-  const hh = String(new Date(Date.now() + 12 * 3_600_000).getUTCHours()).padStart(2, "0");
-  return pool("cloudrun", `      size: 2\n      windows:\n        - from: "${hh}:00"\n          to: "${hh}:01"`);
-};
+const pool = (group = "cloudrun") => warmSettings("      size: 2", group);
+const closed = () => warmSettings(closedWindow());
 
 useNock();
 

@@ -2,24 +2,12 @@ import { describe, expect, test } from "@jest/globals";
 import { staleRunners } from "../../app/reconcile/stale-runners.js";
 import { warmPoolKey, warmPools } from "../../app/reconcile/warm-pool.js";
 import { createHarness, emulatorStore, reconcileWith, useNock, type Harness } from "../helpers/harness.js";
-import { INSTALLATION_ID, workflowJobPayload } from "../helpers/fixtures.js";
+import { closedWindow, INSTALLATION_ID, warmSettings, workflowJobPayload } from "../helpers/fixtures.js";
 import { World } from "../helpers/world.js";
 
 const LABELS = ["kumo", "small"];
-const settings = (warm: string) => `runners:
-  - labels: [kumo, small]
-    group: cloudrun
-    job: gha-runner-small
-    warm:
-${warm}
-`;
-const ALWAYS_TWO = settings("      size: 2");
-// A window that is never open now: a one-minute window 12 hours away.
-const CLOSED = () => {
-  const at = new Date(Date.now() + 12 * 3_600_000);
-  const hh = String(at.getUTCHours()).padStart(2, "0");
-  return settings(`      size: 2\n      windows:\n        - from: "${hh}:00"\n          to: "${hh}:01"`);
-};
+const ALWAYS_TWO = warmSettings("      size: 2");
+const CLOSED = () => warmSettings(closedWindow());
 
 let nextJobId = 720_000_000;
 type Delivered = { action: string; workflow_job: { id: number } };
