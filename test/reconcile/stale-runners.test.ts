@@ -1,20 +1,20 @@
 import { describe, expect, test } from "@jest/globals";
 import nock from "nock";
 import { staleRunners } from "../../app/reconcile/stale-runners.js";
-import type { NewJob } from "../../app/store/job-store.js";
 import { mockCloudRun } from "../helpers/cloud-run.js";
-import { INSTALLATION_ID, ORG, REPO, SETTINGS_YAML } from "../helpers/fixtures.js";
+import { INSTALLATION_ID, ORG, recordedJob as newJob, REPO, SETTINGS_YAML, SMALL_TARGET } from "../helpers/fixtures.js";
 import { GITHUB, mockGitHub } from "../helpers/github.js";
 import { createHarness, reconcileWith, trackMocks, useNock } from "../helpers/harness.js";
 
 useNock();
 
-const SMALL_JOB = "projects/kumo-test/locations/us-central1/jobs/gha-runner-small";
-const TARGET = { labels: ["kumo", "small"], group: "cloudrun", groupId: 7, job: SMALL_JOB };
+const SMALL_JOB = SMALL_TARGET.job;
 let nextJobId = 2_200_000;
 const newJobId = () => nextJobId++;
-const newJob = (jobId: number): NewJob => ({ jobId, runId: 1, runAttempt: 1, installationId: INSTALLATION_ID, org: ORG, repo: `${ORG}/${REPO}`, labels: ["kumo", "small"], target: TARGET });
 const GRACE = 2 * 60_000;
+/** GitHub for one org with these Kumo runners; settings read once, at the first surplus runner (no warm pool). */
+const orgWithRunners = (runners: Array<{ id: number; name: string }>) =>
+  mockGitHub().canGetToken().hasInstallations([{ id: INSTALLATION_ID, login: ORG }]).hasSettings(SETTINGS_YAML).hasRunners(runners);
 
 describe("reconcile: stale runners", () => {
   const track = trackMocks();
@@ -32,15 +32,10 @@ describe("reconcile: stale runners", () => {
     await h.deps.store.recordProgress({ ...base, jobId: settled, status: "completed", runnerName: "other" }, changedAt);
     await h.deps.store.recordProgress({ ...base, jobId: young, status: "completed", runnerName: "other" }, new Date(changedAt.getTime() + 1));
     const gh = track(
-      mockGitHub()
-        .canGetToken()
-        .hasInstallations([{ id: INSTALLATION_ID, login: ORG }])
-        // Read once, at the first surplus runner: no warm pool in these settings.
-        .hasSettings(SETTINGS_YAML)
-        .hasRunners([
-          { id: 91, name: `kumo-${settled}-1-000000` },
-          { id: 92, name: `kumo-${young}-1-000000` },
-        ])
+      orgWithRunners([
+        { id: 91, name: `kumo-${settled}-1-000000` },
+        { id: 92, name: `kumo-${young}-1-000000` },
+      ])
         .deletesRunner(91),
     );
     const cr = track(mockCloudRun().cancelsExecution());
@@ -59,15 +54,10 @@ describe("reconcile: stale runners", () => {
     await h.deps.store.claim(newJob(jobId), new Date(Date.now() - 30 * 60_000));
     await h.deps.store.markLaunched(jobId, 1, { runnerId: 2, runnerName: `kumo-${jobId}-2-bbbbbb`, execution: `${SMALL_JOB}/executions/new` }, new Date(Date.now() - 30 * 60_000));
     const gh = track(
-      mockGitHub()
-        .canGetToken()
-        .hasInstallations([{ id: INSTALLATION_ID, login: ORG }])
-        // Read once, at the first surplus runner: no warm pool in these settings.
-        .hasSettings(SETTINGS_YAML)
-        .hasRunners([
-          { id: 1, name: `kumo-${jobId}-1-aaaaaa` },
-          { id: 2, name: `kumo-${jobId}-2-bbbbbb` },
-        ])
+      orgWithRunners([
+        { id: 1, name: `kumo-${jobId}-1-aaaaaa` },
+        { id: 2, name: `kumo-${jobId}-2-bbbbbb` },
+      ])
         .deletesRunner(1),
     );
     // No Cloud Run interceptor: a cancel would be an error.
@@ -82,16 +72,11 @@ describe("reconcile: stale runners", () => {
     const h = createHarness();
     const [a, b, c] = [newJobId(), newJobId(), newJobId()];
     const gh = track(
-      mockGitHub()
-        .canGetToken()
-        .hasInstallations([{ id: INSTALLATION_ID, login: ORG }])
-        // Read once, at the first surplus runner: no warm pool in these settings.
-        .hasSettings(SETTINGS_YAML)
-        .hasRunners([
-          { id: 1, name: `kumo-${a}-1-aaaaaa` },
-          { id: 2, name: `kumo-${b}-1-bbbbbb` },
-          { id: 3, name: `kumo-${c}-1-cccccc` },
-        ])
+      orgWithRunners([
+        { id: 1, name: `kumo-${a}-1-aaaaaa` },
+        { id: 2, name: `kumo-${b}-1-bbbbbb` },
+        { id: 3, name: `kumo-${c}-1-cccccc` },
+      ])
         .failsToDeleteBusyRunner(1)
         .deletesRunner(3),
     );
